@@ -1,0 +1,56 @@
+"""eaelib: the energy auto-encoder, sparse coding with a learned dictionary and encoder.
+
+The energy of codes ``Z`` (m × N), dictionary ``D`` (n × m) and encoder
+``E`` (m × n) for data ``X`` (n × N, samples as columns) is ::
+
+    λ_d/2 ‖X − DZ‖² + λ_e/2 ‖Z − EX‖² + λ_s ‖Z‖₁ + λ_g/2 tr(Z L Zᵀ)
+
+with the columns of ``D`` and ``E`` in the unit ℓ2 ball. The estimator
+:class:`EnergyAutoEncoder` takes samples as rows, like scikit-learn.
+"""
+
+from .estimator import EnergyAutoEncoder
+from .fista import FistaResult, L1Penalty, Quadratic, UnitColumns, fista, project_columns, soft_threshold
+from .graph import GraphLaplacian
+from .image import load_image
+from .learning import InnerTrace, LearningResult, learn
+from .patches import extract_patches, patch_grid, reconstruct_from_patches
+from .subproblems import (
+    code_problem,
+    constraint_violation,
+    dictionary_problem,
+    encoder_problem,
+    energy_terms,
+    solve_codes,
+    solve_dictionary,
+    solve_encoder,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EnergyAutoEncoder",
+    "FistaResult",
+    "GraphLaplacian",
+    "InnerTrace",
+    "L1Penalty",
+    "LearningResult",
+    "Quadratic",
+    "UnitColumns",
+    "code_problem",
+    "constraint_violation",
+    "dictionary_problem",
+    "encoder_problem",
+    "energy_terms",
+    "extract_patches",
+    "fista",
+    "learn",
+    "load_image",
+    "patch_grid",
+    "project_columns",
+    "reconstruct_from_patches",
+    "soft_threshold",
+    "solve_codes",
+    "solve_dictionary",
+    "solve_encoder",
+]

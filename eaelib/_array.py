@@ -1,0 +1,95 @@
+"""Array-namespace helpers: one code path for NumPy, CuPy and array-api-strict.
+
+The namespace always follows the arrays (``array_api_compat.array_namespace``);
+the helpers here only resolve user-facing names and move data between
+libraries at the edges (random initialization, fitted attributes, plots).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import array_api_compat
+import numpy as np
+
+BACKENDS = ("numpy", "cupy", "array_api_strict")
+DTYPES = ("float32", "float64")
+
+get_namespace = array_api_compat.array_namespace
+
+
+def backend_namespace(name):
+    """Return the array namespace called ``name`` (one of :data:`BACKENDS`)."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or None, got {name!r}")
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:  # CuPy without a GPU, or not installed
+        raise ImportError(
+            f"backend={name!r} needs the {name!r} package, which could not be imported: {exc}"
+        ) from exc
+    return get_namespace(module.asarray([0.0]))
+
+
+def backend_name(xp):
+    """Name of namespace ``xp`` as used in :data:`BACKENDS`."""
+    if array_api_compat.is_numpy_namespace(xp):
+        return "numpy"
+    if array_api_compat.is_cupy_namespace(xp):
+        return "cupy"
+    return xp.__name__.split(".")[-1]
+
+
+def resolve_dtype(xp, dtype, current=None):
+    """Floating dtype of ``xp`` for the user-facing ``dtype`` parameter.
+
+    ``None`` keeps a floating ``current`` dtype and otherwise picks float64.
+    """
+    if dtype is None:
+        if current is not None and current in (xp.float32, xp.float64):
+            return current
+        return xp.float64
+    name = getattr(dtype, "__name__", None) or str(dtype)
+    name = name.rsplit(".", 1)[-1]
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES} or None, got {dtype!r}")
+    return getattr(xp, name)
+
+
+def to_numpy(x):
+    """Copy-free where possible conversion of any supported array to NumPy."""
+    if isinstance(x, np.ndarray):
+        return x
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    return np.from_dlpack(x)
+
+
+def from_numpy(xp, x, dtype=None, device=None):
+    """Array of namespace ``xp`` (on ``device``) holding the NumPy array ``x``."""
+    x = np.asarray(x)
+    if dtype is not None:
+        x = x.astype(np.dtype(str(dtype).rsplit(".", 1)[-1]), copy=False)
+    if array_api_compat.is_numpy_namespace(xp):
+        return x
+    return xp.asarray(x, device=device)
+
+
+def inner(xp, a, b):
+    """Frobenius inner product ⟨a, b⟩ as a Python float (one BLAS dot on NumPy)."""
+    return float(xp.reshape(a, (-1,)) @ xp.reshape(b, (-1,)))
+
+
+def sq_norm(xp, a):
+    """Squared Frobenius norm ‖a‖² as a Python float."""
+    return inner(xp, a, a)
+
+
+def largest_eigenvalue(xp, gram):
+    """Largest eigenvalue of the symmetric positive semi-definite matrix ``gram``."""
+    if gram.shape[0] == 0:
+        return 0.0
+    value = float(xp.max(xp.linalg.eigvalsh(gram)))
+    # eigvalsh can return a slightly negative value for a zero matrix.
+    return max(value, 0.0) if math.isfinite(value) else value

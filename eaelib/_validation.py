@@ -1,0 +1,85 @@
+"""Input checks shared by the public functions: clear errors that name the parameter."""
+
+from __future__ import annotations
+
+import numbers
+
+import array_api_compat
+import numpy as np
+
+from ._array import backend_namespace, from_numpy, get_namespace, resolve_dtype, to_numpy
+
+
+def check_array(x, *, name="X", ndim=2, xp=None, dtype=None, min_samples=1, shape_hint="(n_samples, n_features)"):
+    """Return ``(xp, array)``: ``x`` as a finite floating array of namespace ``xp``.
+
+    ``x`` may be any supported array, or anything NumPy turns into a numeric
+    array (lists, pandas frames). ``xp=None`` keeps the namespace of ``x``;
+    ``dtype=None`` keeps a floating dtype and turns others into float64.
+    """
+    if array_api_compat.is_array_api_obj(x) and not isinstance(x, np.ndarray):
+        source_xp = get_namespace(x)
+    else:
+        try:
+            x = np.asarray(x)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be a numeric array of shape {shape_hint}: {exc}") from exc
+        if x.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: {name} must be real, got dtype {x.dtype}")
+        if x.dtype.kind not in "biuf":
+            try:
+                x = x.astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{name} must be numeric, got dtype {x.dtype}: {exc}") from exc
+        source_xp = get_namespace(x)
+    if xp is None:
+        xp = source_xp
+    elif xp is not source_xp:
+        x = from_numpy(xp, to_numpy(x))
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array of shape {shape_hint}, got an array of shape {tuple(x.shape)}")
+    if xp.isdtype(x.dtype, "complex floating"):
+        raise ValueError(f"Complex data not supported: {name} must be real, got dtype {x.dtype}")
+    target = resolve_dtype(xp, dtype, x.dtype)
+    if x.dtype != target:
+        x = xp.astype(x, target)
+    if x.shape[0] < min_samples:
+        raise ValueError(
+            f"{name} must have at least {min_samples} sample(s) (rows), got shape {tuple(x.shape)}"
+        )
+    if ndim == 2 and x.shape[1] < 1:
+        raise ValueError(f"{name} must have at least 1 feature (column), got shape {tuple(x.shape)}")
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return xp, x
+
+
+def model_namespace(backend, x):
+    """Namespace for a fit: the one called ``backend``, or that of ``x`` when None."""
+    if backend is not None:
+        return backend_namespace(backend)
+    if array_api_compat.is_array_api_obj(x) and not isinstance(x, np.ndarray):
+        return get_namespace(x)
+    return get_namespace(np.empty(0))
+
+
+def check_scalar(value, name, *, kind="real", low=None, low_inclusive=True, high=None):
+    """Validate a numeric hyper-parameter and return it as ``int`` or ``float``."""
+    if kind == "int":
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        expected = "an integer"
+    else:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+        expected = "a finite real number"
+    if ok and low is not None:
+        ok = value >= low if low_inclusive else value > low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        bounds = ""
+        if low is not None:
+            bounds += f" {'≥' if low_inclusive else '>'} {low}"
+        if high is not None:
+            bounds += f"{' and' if bounds else ''} ≤ {high}"
+        raise ValueError(f"{name} must be {expected}{bounds}, got {value!r}")
+    return int(value) if kind == "int" else float(value)

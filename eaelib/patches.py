@@ -1,0 +1,102 @@
+"""Square patches of an image as samples, and images back from patches."""
+
+from __future__ import annotations
+
+from ._validation import check_array, check_scalar
+
+
+def patch_grid(image_shape, size, stride=None):
+    """Number of patch positions ``(rows, columns)`` of an image of ``image_shape``.
+
+    Patches start at multiples of ``stride`` and lie wholly inside the image,
+    so a border narrower than ``stride`` may be covered by no patch.
+    """
+    size = check_scalar(size, "size", kind="int", low=1)
+    stride = size if stride is None else check_scalar(stride, "stride", kind="int", low=1)
+    if len(image_shape) != 2:
+        raise ValueError(f"image_shape must be (height, width), got {tuple(image_shape)}")
+    height, width = (check_scalar(s, "image_shape", kind="int", low=0) for s in image_shape)
+    if height < size or width < size:
+        raise ValueError(f"the image ({height} × {width}) is smaller than one patch ({size} × {size})")
+    return (height - size) // stride + 1, (width - size) // stride + 1
+
+
+def _offsets(size):
+    return [(a, b) for a in range(size) for b in range(size)]
+
+
+def extract_patches(image, size=12, stride=None):
+    """Patches of ``image`` as rows: an array of shape (n_patches, size²).
+
+    Parameters
+    ----------
+    image : array, shape (height, width)
+        Grayscale image, of any supported array library.
+    size : int, default=12
+        Side of the square patches.
+    stride : int, optional
+        Step between patches; ``size`` (non-overlapping patches) by default.
+
+    Returns
+    -------
+    array, shape (n_rows · n_cols, size²)
+        Patch ``i · n_cols + j`` starts at pixel ``(i · stride, j · stride)``
+        (see :func:`patch_grid`); each row is the patch flattened row by row.
+    """
+    xp, image = check_array(image, name="image", shape_hint="(height, width)", min_samples=0)
+    stride = size if stride is None else stride
+    n_rows, n_cols = patch_grid(image.shape, size, stride)
+    # One strided slice per pixel offset within the patch: size² vectorized
+    # copies, the same code for every array library.
+    span_r, span_c = stride * (n_rows - 1) + 1, stride * (n_cols - 1) + 1
+    columns = [image[a : a + span_r : stride, b : b + span_c : stride] for a, b in _offsets(size)]
+    return xp.reshape(xp.stack(columns, axis=-1), (n_rows * n_cols, size * size))
+
+
+def reconstruct_from_patches(patches, image_shape, size=12, stride=None, *, fill=None):
+    """Image of ``image_shape`` from its patches, averaging where they overlap.
+
+    The inverse of :func:`extract_patches`: for ``stride ≤ size`` and an image
+    that the patches tile, ``reconstruct_from_patches(extract_patches(im, s, t),
+    im.shape, s, t)`` returns ``im``.
+
+    Parameters
+    ----------
+    patches : array, shape (n_patches, size²)
+    image_shape : (int, int)
+    size, stride : int
+        As given to :func:`extract_patches`.
+    fill : float, optional
+        Value of the pixels that no patch covers (a border narrower than the
+        stride, or gaps when ``stride > size``). If None, such pixels are an error.
+    """
+    xp, patches = check_array(patches, name="patches", shape_hint="(n_patches, size²)", min_samples=0)
+    stride = size if stride is None else stride
+    n_rows, n_cols = patch_grid(image_shape, size, stride)
+    if tuple(patches.shape) != (n_rows * n_cols, size * size):
+        raise ValueError(
+            f"patches must have shape ({n_rows * n_cols}, {size * size}) for a {tuple(image_shape)} image "
+            f"with size={size} and stride={stride}, got {tuple(patches.shape)}"
+        )
+    height, width = image_shape
+    total = xp.zeros((height, width), dtype=patches.dtype, device=patches.device)
+    count = xp.zeros((height, width), dtype=patches.dtype, device=patches.device)
+    grid = xp.reshape(patches, (n_rows, n_cols, size * size))
+    span_r, span_c = stride * (n_rows - 1) + 1, stride * (n_cols - 1) + 1
+    for k, (a, b) in enumerate(_offsets(size)):
+        window = (slice(a, a + span_r, stride), slice(b, b + span_c, stride))
+        total[window] += grid[:, :, k]
+        count[window] += 1.0
+    covered = count > 0
+    n_uncovered = int(xp.sum(xp.astype(~covered, xp.int64)))
+    if n_uncovered and fill is None:
+        last_row, last_col = stride * (n_rows - 1) + size, stride * (n_cols - 1) + size
+        raise ValueError(
+            f"{n_uncovered} pixels are covered by no patch (patches reach row {last_row} of {height} and column "
+            f"{last_col} of {width}{', and leave gaps since stride > size' if stride > size else ''}); "
+            "pass fill=<value> to accept them, or choose a size and stride that tile the image"
+        )
+    image = total / xp.where(covered, count, xp.ones_like(count))
+    if n_uncovered:
+        image = xp.where(covered, image, xp.asarray(fill, dtype=image.dtype, device=image.device))
+    return image
