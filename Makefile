@@ -1,12 +1,17 @@
-# Two entry points, both self-installing into .venv:
+# Entry points, each self-installing into .venv:
+#   make book    execute every chapter (book/*.ipynb) and build the book into _build/html;
+#                any Sphinx warning fails the build
 #   make learn   learn from data/barbara.png with the defaults, writing out/barbara
-#   make test    lint, format check and every test
+#   make test    lint, format check, the book, then every test: the library's, each notebook
+#                under nbval, and the built book opened in headless Chromium
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# --all: re-read every chapter, so that a build always executes them against the current eaelib.
+BOOK_FLAGS ?= --all
 
-.PHONY: setup learn test lint format clean
+.PHONY: setup book learn test lint format strip-notebooks clean
 
 setup: $(STAMP)
 
@@ -16,6 +21,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
+book: setup
+	$(BIN)/jupyter-book build . --path-output . --warningiserror --keep-going $(BOOK_FLAGS)
+
 learn: setup
 	$(BIN)/python -m eaelib learn data/barbara.png --out out/barbara
 
@@ -23,12 +31,27 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint book
 	$(BIN)/python -m pytest
 
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Chapters are committed without outputs: clear them after working on a notebook in Jupyter.
+define STRIP_NOTEBOOKS
+import sys, nbformat
+for path in sys.argv[1:]:
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(notebook, path)
+endef
+export STRIP_NOTEBOOKS
+
+strip-notebooks: setup
+	$(BIN)/python -c "$$STRIP_NOTEBOOKS" $(wildcard book/*.ipynb book/**/*.ipynb)
+
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) out _build .pytest_cache .ruff_cache .hypothesis

@@ -14,6 +14,7 @@ from .fista import FistaResult, L1Penalty, Quadratic, UnitColumns, fista, projec
 from .graph import GraphLaplacian
 from .image import load_image
 from .learning import InnerTrace, LearningResult, learn
+from .model_io import load_model, save_model
 from .patches import extract_patches, patch_grid, reconstruct_from_patches
 from .subproblems import (
     code_problem,
@@ -46,9 +47,11 @@ __all__ = [
     "fista",
     "learn",
     "load_image",
+    "load_model",
     "patch_grid",
     "project_columns",
     "reconstruct_from_patches",
+    "save_model",
     "soft_threshold",
     "solve_codes",
     "solve_dictionary",

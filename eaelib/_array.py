@@ -26,9 +26,7 @@ def backend_namespace(name):
     try:
         module = importlib.import_module(name)
     except ImportError as exc:  # CuPy without a GPU, or not installed
-        raise ImportError(
-            f"backend={name!r} needs the {name!r} package, which could not be imported: {exc}"
-        ) from exc
+        raise ImportError(f"backend={name!r} needs the {name!r} package, which could not be imported: {exc}") from exc
     return get_namespace(module.asarray([0.0]))
 
 
@@ -41,6 +39,12 @@ def backend_name(xp):
     return xp.__name__.split(".")[-1]
 
 
+def dtype_name(dtype):
+    """``"float32"`` for any spelling of a dtype: NumPy class or instance, string, array-API object."""
+    name = getattr(dtype, "__name__", None) or getattr(dtype, "name", None) or str(dtype)
+    return str(name).rsplit(".", 1)[-1]
+
+
 def resolve_dtype(xp, dtype, current=None):
     """Floating dtype of ``xp`` for the user-facing ``dtype`` parameter.
 
@@ -50,8 +54,7 @@ def resolve_dtype(xp, dtype, current=None):
         if current is not None and current in (xp.float32, xp.float64):
             return current
         return xp.float64
-    name = getattr(dtype, "__name__", None) or str(dtype)
-    name = name.rsplit(".", 1)[-1]
+    name = dtype_name(dtype)
     if name not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES} or None, got {dtype!r}")
     return getattr(xp, name)
@@ -70,7 +73,7 @@ def from_numpy(xp, x, dtype=None, device=None):
     """Array of namespace ``xp`` (on ``device``) holding the NumPy array ``x``."""
     x = np.asarray(x)
     if dtype is not None:
-        x = x.astype(np.dtype(str(dtype).rsplit(".", 1)[-1]), copy=False)
+        x = x.astype(dtype_name(dtype), copy=False)
     if array_api_compat.is_numpy_namespace(xp):
         return x
     return xp.asarray(x, device=device)

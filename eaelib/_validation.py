@@ -17,6 +17,11 @@ def check_array(x, *, name="X", ndim=2, xp=None, dtype=None, min_samples=1, shap
     array (lists, pandas frames). ``xp=None`` keeps the namespace of ``x``;
     ``dtype=None`` keeps a floating dtype and turns others into float64.
     """
+    if type(x).__module__.startswith(("scipy.sparse", "cupyx.scipy.sparse")):
+        raise TypeError(
+            f"Sparse input is not supported: {name} must be a dense array of shape {shape_hint}; "
+            f"densify it with {name}.toarray() first"
+        )
     if array_api_compat.is_array_api_obj(x) and not isinstance(x, np.ndarray):
         source_xp = get_namespace(x)
     else:
@@ -29,26 +34,35 @@ def check_array(x, *, name="X", ndim=2, xp=None, dtype=None, min_samples=1, shap
         if x.dtype.kind not in "biuf":
             try:
                 x = x.astype(np.float64)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{name} must be numeric, got dtype {x.dtype}: {exc}") from exc
+            except (TypeError, ValueError) as exc:  # keep the type: sklearn expects TypeError for objects
+                raise type(exc)(f"{name} must be numeric, got dtype {x.dtype}: {exc}") from exc
         source_xp = get_namespace(x)
     if xp is None:
         xp = source_xp
     elif xp is not source_xp:
         x = from_numpy(xp, to_numpy(x))
     if x.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}-D array of shape {shape_hint}, got an array of shape {tuple(x.shape)}")
+        hint = ""
+        if ndim == 2 and x.ndim == 1 and "n_features" in shape_hint:
+            hint = (
+                f". Reshape your data: {name}.reshape(-1, 1) if it has a single feature, "
+                f"{name}.reshape(1, -1) if it is a single sample"
+            )
+        raise ValueError(
+            f"{name} must be a {ndim}-D array of shape {shape_hint}, got an array of shape {tuple(x.shape)}{hint}"
+        )
     if xp.isdtype(x.dtype, "complex floating"):
         raise ValueError(f"Complex data not supported: {name} must be real, got dtype {x.dtype}")
     target = resolve_dtype(xp, dtype, x.dtype)
     if x.dtype != target:
         x = xp.astype(x, target)
     if x.shape[0] < min_samples:
-        raise ValueError(
-            f"{name} must have at least {min_samples} sample(s) (rows), got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"{name} must have at least {min_samples} sample(s) (rows), got shape {tuple(x.shape)}")
     if ndim == 2 and x.shape[1] < 1:
-        raise ValueError(f"{name} must have at least 1 feature (column), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must have at least 1 feature (column): found 0 feature(s) (shape={tuple(x.shape)}) "
+            "while a minimum of 1 is required."
+        )
     if not bool(xp.all(xp.isfinite(x))):
         raise ValueError(f"{name} contains NaN or infinite values")
     return xp, x

@@ -71,6 +71,8 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         Whether the relative tolerance was reached within ``max_outer``.
     n_features_in_ : int
         Number of features seen by :meth:`fit`.
+    backend_ : str
+        Name of the array library the model computes with.
 
     Examples
     --------
@@ -85,9 +87,23 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, n_atoms=200, *, lambda_d=10.0, lambda_e=10.0, lambda_s=1.0, lambda_g=0.0,
-                 max_outer=20, max_inner=100, rtol=1e-3, inner_rtol=1e-4, random_state=None,
-                 backend=None, dtype=None, progress=False):
+    def __init__(
+        self,
+        n_atoms=200,
+        *,
+        lambda_d=10.0,
+        lambda_e=10.0,
+        lambda_s=1.0,
+        lambda_g=0.0,
+        max_outer=20,
+        max_inner=100,
+        rtol=1e-3,
+        inner_rtol=1e-4,
+        random_state=None,
+        backend=None,
+        dtype=None,
+        progress=False,
+    ):
         self.n_atoms = n_atoms
         self.lambda_d = lambda_d
         self.lambda_e = lambda_e
@@ -155,16 +171,26 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         if weights["lambda_g"] > 0:
             if laplacian is None:
                 raise ValueError("lambda_g > 0 needs fit(X, laplacian=L) with L of shape (n_samples, n_samples)")
-            graph = GraphLaplacian(laplacian, n_samples=n_samples, dtype=X.dtype)
+            graph = GraphLaplacian(laplacian, n_samples=n_samples, dtype=X.dtype, xp=xp, device=X.device)
         Xb = X.mT  # the book's orientation: samples as columns
         D0, E0 = self._initial_parameters(xp, n_features, X.dtype, X.device)
         Z0 = xp.zeros((self.n_atoms, n_samples), dtype=X.dtype, device=X.device)
 
         callback, bar = self._progress_callback()
         try:
-            result = learn(Xb, Z0, D0, E0, **weights, laplacian=graph, max_outer=self.max_outer,
-                           max_inner=self.max_inner, rtol=self.rtol, inner_rtol=self.inner_rtol,
-                           callback=callback)
+            result = learn(
+                Xb,
+                Z0,
+                D0,
+                E0,
+                **weights,
+                laplacian=graph,
+                max_outer=self.max_outer,
+                max_inner=self.max_inner,
+                rtol=self.rtol,
+                inner_rtol=self.inner_rtol,
+                callback=callback,
+            )
         finally:
             if bar is not None:
                 bar.close()
@@ -227,7 +253,7 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             )
         return xp, X
 
-    def transform(self, X, method="exact"):
+    def transform(self, X, method="exact", *, rtol=None, max_iter=None):
         """Codes of ``X``, shape (n_samples, n_atoms).
 
         Parameters
@@ -237,20 +263,36 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             ``"exact"`` solves the Z-subproblem for the learned ``D_`` and
             ``E_``; ``"encoder"`` is the fast approximation ``X @ E_.T`` (one
             matrix product), the reason the encoder is learned.
+        rtol : float, optional
+            Relative tolerance of the exact solve; by default 0: until the
+            objective of every sample stops changing beyond rounding.
+        max_iter : int, optional
+            Most FISTA iterations of the exact solve; ``10 * max_inner`` by default.
         """
         if method not in TRANSFORM_METHODS:
             raise ValueError(f"method must be one of {TRANSFORM_METHODS}, got {method!r}")
-        xp, X = self._check_input(X)
+        _, X = self._check_input(X)
         if method == "encoder":
             return X @ self.E_.mT
         weights = self._weights()
-        result = solve_codes(X.mT, self.D_, self.E_, lambda_d=weights["lambda_d"], lambda_e=weights["lambda_e"],
-                             lambda_s=weights["lambda_s"], rtol=self.inner_rtol, max_iter=10 * self.max_inner)
+        rtol = check_scalar(0.0 if rtol is None else rtol, "rtol", low=0.0)
+        max_iter = check_scalar(10 * self.max_inner if max_iter is None else max_iter, "max_iter", kind="int", low=1)
+        result = solve_codes(
+            X.mT,
+            self.D_,
+            self.E_,
+            lambda_d=weights["lambda_d"],
+            lambda_e=weights["lambda_e"],
+            lambda_s=weights["lambda_s"],
+            rtol=rtol,
+            max_iter=max_iter,
+        )
         return result.x.mT
 
     def inverse_transform(self, Z):
         """Reconstructions ``Z @ D_.T`` (the book's ``DZ``), shape (n_samples, n_features)."""
-        _, Z = self._check_input(Z, name="Z", n_columns=self.n_atoms, what="atoms")
+        self._check_fitted()
+        _, Z = self._check_input(Z, name="Z", n_columns=self.D_.shape[1], what="atoms")
         return Z @ self.D_.mT
 
     def energy(self, X, Z=None, *, laplacian=None):
@@ -270,22 +312,34 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             ``data``, ``encoder``, ``sparsity``, ``graph`` and ``total``.
         """
         weights = self._weights()
-        _, X = self._check_input(X)
+        xp, X = self._check_input(X)
         if Z is None:
             Z = self.transform(X)
         else:
-            _, Z = self._check_input(Z, name="Z", n_columns=self.n_atoms, what="atoms")
+            _, Z = self._check_input(Z, name="Z", n_columns=self.D_.shape[1], what="atoms")
             if Z.shape[0] != X.shape[0]:
                 raise ValueError(f"Z must have one row per sample of X ({X.shape[0]}), got {Z.shape[0]}")
         graph = None
         if weights["lambda_g"] > 0 and laplacian is not None:
-            graph = GraphLaplacian(laplacian, n_samples=X.shape[0], dtype=X.dtype)
+            graph = GraphLaplacian(laplacian, n_samples=X.shape[0], dtype=X.dtype, xp=xp, device=X.device)
         elif weights["lambda_g"] > 0:
             weights["lambda_g"] = 0.0  # no graph over these samples: the term is absent
         return energy_terms(X.mT, Z.mT, self.D_, self.E_, **weights, laplacian=graph)
+
+    def save(self, path):
+        """Write the fitted model to ``path`` (``.npz``, no pickle); see :func:`eaelib.save_model`."""
+        from .model_io import save_model
+
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`; see :func:`eaelib.load_model`."""
+        from .model_io import load_model
+
+        return load_model(path)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ._array import from_numpy, get_namespace
+from ._array import dtype_name, from_numpy, get_namespace, to_numpy
 
 
 def _is_sparse(matrix):
@@ -35,15 +35,20 @@ class GraphLaplacian:
     never underestimate it.
     """
 
-    def __init__(self, matrix, n_samples=None, dtype=None):
+    def __init__(self, matrix, n_samples=None, dtype=None, xp=None, device=None):
         shape = tuple(matrix.shape)
         if len(shape) != 2 or shape[0] != shape[1]:
             raise ValueError(f"laplacian must be a square N × N matrix, got shape {shape}")
         if n_samples is not None and shape[0] != n_samples:
             raise ValueError(f"laplacian must be {n_samples} × {n_samples} (one row per sample), got shape {shape}")
         self.sparse = _is_sparse(matrix)
+        if xp is not None:  # the namespace (and device) of the codes it multiplies
+            if self.sparse and get_namespace(matrix.data) is not xp:
+                matrix, self.sparse = from_numpy(xp, to_numpy(matrix.toarray()), device=device), False
+            elif not self.sparse and get_namespace(matrix) is not xp:
+                matrix = from_numpy(xp, to_numpy(matrix), device=device)
         if dtype is not None:
-            matrix = matrix.astype(str(dtype).rsplit(".", 1)[-1]) if self.sparse else get_namespace(matrix).astype(matrix, dtype)
+            matrix = matrix.astype(dtype_name(dtype)) if self.sparse else get_namespace(matrix).astype(matrix, dtype)
         self.matrix = matrix
         # The stored values: a NumPy or CuPy array for sparse matrices.
         values = matrix.data if self.sparse else matrix
@@ -71,8 +76,9 @@ class GraphLaplacian:
             return 0.0
         xp = self._xp
         row_sums = abs(self.matrix).sum(axis=1) if self.sparse else xp.sum(xp.abs(self.matrix), axis=1)
-        gershgorin = float(row_sums.max())
-        v = from_numpy(xp, np.random.default_rng(0).standard_normal(n))
+        gershgorin = float(row_sums.max()) if self.sparse else float(xp.max(row_sums))
+        device = None if self.sparse else self.matrix.device
+        v = from_numpy(xp, np.random.default_rng(0).standard_normal(n), device=device)
         estimate = 0.0
         for _ in range(n_iter):
             w = self.matrix @ v

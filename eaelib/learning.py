@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._array import get_namespace, largest_eigenvalue, sq_norm
+from ._array import get_namespace, largest_eigenvalue
 from .fista import fista
 from .subproblems import code_problem, dictionary_problem, encoder_problem, energy_terms
 
@@ -45,8 +45,23 @@ class LearningResult:
     stopped_by_callback: bool = False
 
 
-def learn(X, Z, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplacian=None,
-          max_outer=20, max_inner=100, rtol=1e-3, inner_rtol=1e-4, callback=None):
+def learn(
+    X,
+    Z,
+    D,
+    E,
+    *,
+    lambda_d,
+    lambda_e,
+    lambda_s,
+    lambda_g=0.0,
+    laplacian=None,
+    max_outer=20,
+    max_inner=100,
+    rtol=1e-3,
+    inner_rtol=1e-4,
+    callback=None,
+):
     """Learn ``Z``, ``D`` and ``E`` from ``X`` (n × N) by alternating FISTA solves.
 
     The blocks are updated in the order Z, D, E, each from its current value by
@@ -79,8 +94,9 @@ def learn(X, Z, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplacian=N
     """
     xp = get_namespace(X, Z, D, E)
     weights = dict(lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s, lambda_g=lambda_g, laplacian=laplacian)
-    # Constant over the whole run: ‖X‖², XXᵀ and its largest eigenvalue.
-    x_sq = sq_norm(xp, X)
+    # Constant over the whole run: the squared norms of X and its columns, XXᵀ and its largest eigenvalue.
+    x_col_sq = xp.sum(X * X, axis=0)
+    x_sq = float(xp.sum(x_col_sq))
     xxt = X @ X.mT
     xxt_norm = largest_eigenvalue(xp, xxt)
     result = LearningResult(Z, D, E, energy=[energy_terms(X, Z, D, E, **weights)])
@@ -91,7 +107,7 @@ def learn(X, Z, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplacian=N
         return res.x
 
     for k in range(1, max_outer + 1):
-        Z = solve("Z", k, *code_problem(X, D, E, x_sq=x_sq, **weights), Z)
+        Z = solve("Z", k, *code_problem(X, D, E, x_col_sq=x_col_sq, **weights), Z)
         xzt = X @ Z.mT  # serves both the D and the E subproblems
         if lambda_d > 0:
             D = solve("D", k, *dictionary_problem(X, Z, lambda_d=lambda_d, xzt=xzt, x_sq=x_sq), D)

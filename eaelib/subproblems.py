@@ -13,11 +13,12 @@ from ._array import get_namespace, inner, largest_eigenvalue, sq_norm
 from .fista import L1Penalty, Quadratic, UnitColumns, fista
 
 
-def code_problem(X, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplacian=None, x_sq=None):
+def code_problem(X, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplacian=None, x_col_sq=None):
     """Z-subproblem: ``λ_d/2‖X − DZ‖² + λ_e/2‖Z − EX‖² + λ_g/2 tr(Z L Zᵀ) + λ_s‖Z‖₁``.
 
     The smooth part is ``½⟨Z, GZ + λ_g Z L⟩ − ⟨B, Z⟩ + c`` with
-    ``G = λ_d DᵀD + λ_e I`` and ``B = (λ_d Dᵀ + λ_e E) X``.
+    ``G = λ_d DᵀD + λ_e I`` and ``B = (λ_d Dᵀ + λ_e E) X``. Without the graph
+    term every column (sample) is an independent problem, and FISTA treats it so.
 
     Parameters
     ----------
@@ -27,16 +28,16 @@ def code_problem(X, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplaci
         Weights of the energy terms.
     laplacian : GraphLaplacian, optional
         Needed when ``lambda_g > 0``.
-    x_sq : float, optional
-        ``‖X‖²`` if already known.
+    x_col_sq : array, optional
+        Squared norm of every column of ``X``, shape (N,), if already known.
     """
     xp = get_namespace(X, D, E)
     m = D.shape[1]
-    gram = lambda_d * (D.mT @ D) + lambda_e * xp.eye(m, dtype=D.dtype)
+    gram = lambda_d * (D.mT @ D) + lambda_e * xp.eye(m, dtype=D.dtype, device=D.device)
     ex = E @ X
     b = lambda_d * (D.mT @ X) + lambda_e * ex
-    x_sq = sq_norm(xp, X) if x_sq is None else x_sq
-    c = 0.5 * lambda_d * x_sq + 0.5 * lambda_e * sq_norm(xp, ex)
+    x_col_sq = xp.sum(X * X, axis=0) if x_col_sq is None else x_col_sq
+    c = 0.5 * lambda_d * x_col_sq + 0.5 * lambda_e * xp.sum(ex * ex, axis=0)
     # DᵀD and DDᵀ share their non-zero spectrum: take the smaller one.
     small_gram = D.mT @ D if m <= D.shape[0] else D @ D.mT
     lipschitz = lambda_d * largest_eigenvalue(xp, small_gram) + lambda_e
@@ -48,12 +49,12 @@ def code_problem(X, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplaci
             return gram @ Z + lambda_g * laplacian.right_multiply(Z)
 
         lipschitz += lambda_g * laplacian.norm
-    else:
+        return Quadratic(apply, b, xp.sum(c), lipschitz), L1Penalty(lambda_s)
 
-        def apply(Z):
-            return gram @ Z
+    def apply(Z):
+        return gram @ Z
 
-    return Quadratic(apply, b, c, lipschitz), L1Penalty(lambda_s)
+    return Quadratic(apply, b, c, lipschitz, separable=True), L1Penalty(lambda_s)
 
 
 def dictionary_problem(X, Z, *, lambda_d, xzt=None, x_sq=None):
@@ -92,12 +93,16 @@ def encoder_problem(X, Z, *, lambda_e, xxt=None, xxt_norm=None, xzt=None):
     return f, UnitColumns()
 
 
-def solve_codes(X, D, E, Z0=None, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplacian=None, rtol=1e-6, max_iter=100):
+def solve_codes(
+    X, D, E, Z0=None, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplacian=None, rtol=1e-6, max_iter=100
+):
     """Solve the Z-subproblem with FISTA from ``Z0`` (zeros by default)."""
     xp = get_namespace(X, D, E)
     if Z0 is None:
-        Z0 = xp.zeros((D.shape[1], X.shape[1]), dtype=X.dtype)
-    f, g = code_problem(X, D, E, lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s, lambda_g=lambda_g, laplacian=laplacian)
+        Z0 = xp.zeros((D.shape[1], X.shape[1]), dtype=X.dtype, device=X.device)
+    f, g = code_problem(
+        X, D, E, lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s, lambda_g=lambda_g, laplacian=laplacian
+    )
     return fista(f, g, Z0, rtol=rtol, max_iter=max_iter)
 
 

@@ -1,0 +1,270 @@
+"""Saving a fitted :class:`~eaelib.EnergyAutoEncoder` to a ``.npz`` file, and loading it back.
+
+The file is a plain NumPy ``.npz`` archive written and read with
+``allow_pickle=False``: loading one never runs code from it. It holds
+
+* ``D_``, ``E_`` (in their floating dtype), ``objective_history_`` and, per
+  energy term, ``energy_<term>`` (float64 arrays, one entry per outer
+  iteration, entry 0 being the initialization);
+* ``n_iter_``, ``converged_`` and ``n_features_in_`` (0-d arrays);
+* every hyper-parameter as ``param_<name>``: numbers and booleans as 0-d
+  arrays, strings and ``None`` (and a ``numpy.random.Generator``'s state) as a
+  JSON string in a 0-d unicode array;
+* ``eaelib_version`` (the version that wrote it) and ``format_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import zipfile
+import zlib
+
+import numpy as np
+
+from ._array import to_numpy
+from .estimator import EnergyAutoEncoder
+
+#: Version of the file layout written by :func:`save_model` and read by :func:`load_model`.
+FORMAT_VERSION = 1
+#: Terms of ``energy_history_``, each stored as ``energy_<term>``.
+ENERGY_TERMS = ("data", "encoder", "sparsity", "graph", "total")
+PARAM_PREFIX = "param_"
+_GENERATOR_TAG = "numpy.random.Generator"
+# Bit generators a stored Generator may name: the file never picks an arbitrary attribute.
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+_INT64 = np.iinfo(np.int64)
+
+
+def _expected_keys(param_names):
+    fixed = ["D_", "E_", "objective_history_", "n_iter_", "converged_", "n_features_in_"]
+    fixed += [f"energy_{term}" for term in ENERGY_TERMS]
+    fixed += ["eaelib_version", "format_version"]
+    return set(fixed) | {PARAM_PREFIX + name for name in param_names}
+
+
+def _json_default(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _encode_param(name, value):
+    """A hyper-parameter as a 0-d array that loads without pickle."""
+    if isinstance(value, (bool, np.bool_)):
+        return np.array(bool(value))
+    if isinstance(value, numbers.Integral) and _INT64.min <= int(value) <= _INT64.max:
+        return np.array(int(value), dtype=np.int64)
+    if isinstance(value, numbers.Integral):  # a seed too large for int64: JSON keeps it exact
+        return np.array(json.dumps(int(value)))
+    if isinstance(value, numbers.Real):
+        return np.array(float(value), dtype=np.float64)
+    if value is None or isinstance(value, str):
+        return np.array(json.dumps(value))
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return np.array(json.dumps(np.dtype(value).name))  # np.float32 is stored as "float32"
+    if isinstance(value, np.random.Generator):
+        state = value.bit_generator.state
+        return np.array(json.dumps({_GENERATOR_TAG: state}, default=_json_default))
+    raise TypeError(
+        f"cannot save parameter {name}={value!r} of type {type(value).__name__}: "
+        "only numbers, booleans, strings, None, NumPy dtypes and numpy.random.Generator are supported"
+    )
+
+
+def _decode_param(name, array):
+    if array.shape != ():
+        raise ValueError(f"parameter {name} is not stored as a 0-d array (shape {array.shape})")
+    if array.dtype.kind == "U":
+        value = json.loads(str(array))
+        if isinstance(value, dict):
+            return _decode_generator(name, value)
+        if value is None or isinstance(value, (str, int)):
+            return value
+        raise ValueError(f"parameter {name} holds an unexpected value {value!r}")
+    if array.dtype.kind in "biuf":
+        return array.item()
+    raise ValueError(f"parameter {name} has an unexpected dtype {array.dtype}")
+
+
+def _decode_generator(name, value):
+    state = value.get(_GENERATOR_TAG) if len(value) == 1 else None
+    kind = state.get("bit_generator") if isinstance(state, dict) else None
+    if kind not in _BIT_GENERATORS:
+        raise ValueError(f"parameter {name} holds an unknown random generator {kind!r}")
+    bit_generator = getattr(np.random, kind)()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
+
+
+def save_model(model, path):
+    """Write the fitted ``model`` to the ``.npz`` file ``path``.
+
+    Parameters
+    ----------
+    model : EnergyAutoEncoder
+        A fitted model, of any array library: the arrays are stored as NumPy.
+    path : str, path-like or binary file
+        Where to write; the name is used as given (no ``.npz`` is appended).
+
+    Raises
+    ------
+    NotFittedError
+        If ``model`` is not fitted.
+    TypeError
+        If a hyper-parameter is of a type that cannot be stored without pickle.
+
+    Notes
+    -----
+    ``inner_history_`` (the per-iteration traces of the subproblems) is not
+    stored; see :func:`load_model`.
+    """
+    from . import __version__
+
+    if not isinstance(model, EnergyAutoEncoder):
+        raise TypeError(f"model must be an EnergyAutoEncoder, got {type(model).__name__}")
+    model._check_fitted()
+    arrays = {
+        "D_": np.asarray(to_numpy(model.D_)),
+        "E_": np.asarray(to_numpy(model.E_)),
+        "objective_history_": np.asarray(model.objective_history_, dtype=np.float64),
+        "n_iter_": np.array(int(model.n_iter_), dtype=np.int64),
+        "converged_": np.array(bool(model.converged_)),
+        "n_features_in_": np.array(int(model.n_features_in_), dtype=np.int64),
+        "eaelib_version": np.array(str(__version__)),
+        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+    }
+    for term in ENERGY_TERMS:
+        arrays[f"energy_{term}"] = np.array([terms[term] for terms in model.energy_history_], dtype=np.float64)
+    for name, value in model.get_params(deep=False).items():
+        arrays[PARAM_PREFIX + name] = _encode_param(name, value)
+    if hasattr(path, "write"):
+        np.savez(path, **arrays)
+    else:
+        with open(os.fspath(path), "wb") as file:
+            np.savez(file, **arrays)
+
+
+def _label(path):
+    name = getattr(path, "name", path)
+    return os.fsdecode(name) if isinstance(name, (str, bytes, os.PathLike)) else repr(path)
+
+
+def _read_arrays(path, not_ours):
+    """Every array of the archive at ``path``, or ValueError if it is not a pickle-free ``.npz``."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except ValueError as exc:  # NumPy's last guess is a pickle, which allow_pickle=False refuses
+        raise ValueError(f"{not_ours}: it is not an .npz archive (eaelib never loads pickled data)") from exc
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"{not_ours}: {exc}") from exc
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{not_ours}: it holds a single array, not an .npz archive")
+    arrays = {}
+    with data:
+        for key in data.files:
+            try:
+                arrays[key] = data[key]
+            except ValueError as exc:
+                if "allow_pickle" in str(exc):
+                    raise ValueError(
+                        f"{not_ours}: array {key!r} holds Python objects, which eaelib never loads (no pickle)"
+                    ) from exc
+                raise ValueError(f"{not_ours}: cannot read array {key!r}: {exc}") from exc
+            except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+                raise ValueError(f"{not_ours}: cannot read array {key!r}: {exc}") from exc
+    return arrays
+
+
+def load_model(path):
+    """Read a model written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str, path-like or binary file
+
+    Returns
+    -------
+    EnergyAutoEncoder
+        With its hyper-parameters and fitted attributes (``D_``, ``E_``,
+        ``objective_history_``, ``energy_history_``, ``n_iter_``,
+        ``converged_``, ``n_features_in_``) as saved; the arrays are NumPy
+        (``backend_`` is ``"numpy"``). ``inner_history_`` is not stored, so it
+        is an empty list.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ValueError
+        If the file is not a pickle-free ``.npz`` archive (corrupt, truncated,
+        or holding pickled objects), has another ``format_version``, lacks
+        arrays or holds unexpected ones, or if its contents are inconsistent.
+    """
+    label = _label(path)
+    not_ours = f"{label} is not an eaelib model file"
+    arrays = _read_arrays(path, not_ours)
+    if "format_version" not in arrays:
+        raise ValueError(f"{not_ours}: it has no format_version")
+    found = arrays["format_version"]
+    if found.shape != () or found.dtype.kind not in "iu":
+        raise ValueError(f"{not_ours}: its format_version is not an integer")
+    if int(found) != FORMAT_VERSION:
+        raise ValueError(
+            f"cannot read {label}: format_version {int(found)} "
+            f"found, but this eaelib reads format_version {FORMAT_VERSION}"
+        )
+    param_names = EnergyAutoEncoder._get_param_names()
+    expected = _expected_keys(param_names)
+    missing, extra = sorted(expected - arrays.keys()), sorted(arrays.keys() - expected)
+    if missing or extra:
+        problems = []
+        if missing:
+            problems.append(f"missing arrays: {', '.join(missing)}")
+        if extra:
+            problems.append(f"unexpected arrays: {', '.join(extra)}")
+        raise ValueError(f"{not_ours} of format_version {FORMAT_VERSION}: {'; '.join(problems)}")
+    try:
+        params = {name: _decode_param(name, arrays[PARAM_PREFIX + name]) for name in param_names}
+        model = EnergyAutoEncoder(**params)
+        D, E = arrays["D_"], arrays["E_"]
+        _check_contents(arrays, D, E)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"{not_ours}: {exc}") from exc
+    model.D_, model.E_ = D, E
+    model.objective_history_ = [float(v) for v in arrays["objective_history_"]]
+    columns = [arrays[f"energy_{term}"] for term in ENERGY_TERMS]
+    model.energy_history_ = [
+        {term: float(column[k]) for term, column in zip(ENERGY_TERMS, columns, strict=True)}
+        for k in range(len(model.objective_history_))
+    ]
+    model.inner_history_ = []
+    model.n_iter_ = int(arrays["n_iter_"])
+    model.converged_ = bool(arrays["converged_"])
+    model.n_features_in_ = int(arrays["n_features_in_"])
+    model.backend_ = "numpy"
+    return model
+
+
+def _check_contents(arrays, D, E):
+    if D.ndim != 2 or D.dtype.kind != "f":
+        raise ValueError(f"D_ must be a 2-D floating array, got shape {D.shape} and dtype {D.dtype}")
+    if E.shape != D.shape[::-1] or E.dtype != D.dtype:
+        raise ValueError(f"E_ must have shape {D.shape[::-1]} and dtype {D.dtype}, got {E.shape} and {E.dtype}")
+    for name, kinds in (("n_iter_", "iu"), ("n_features_in_", "iu"), ("converged_", "b")):
+        if arrays[name].shape != () or arrays[name].dtype.kind not in kinds:
+            raise ValueError(f"{name} must be a 0-d array of kind {kinds!r}, got {arrays[name].dtype}")
+    if int(arrays["n_features_in_"]) != D.shape[0]:
+        raise ValueError(f"n_features_in_ is {int(arrays['n_features_in_'])} but D_ has {D.shape[0]} rows")
+    n_points = int(arrays["n_iter_"]) + 1
+    for name in ["objective_history_"] + [f"energy_{term}" for term in ENERGY_TERMS]:
+        if arrays[name].shape != (n_points,) or arrays[name].dtype != np.float64:
+            raise ValueError(
+                f"{name} must be a float64 array of n_iter_ + 1 = {n_points} entries, "
+                f"got shape {arrays[name].shape} and dtype {arrays[name].dtype}"
+            )

@@ -1,0 +1,292 @@
+"""The book: its notebooks as committed, and the built site (``make book``) rendered offline in Chromium.
+
+The notebooks themselves are executed by nbval (``book`` is in pytest's testpaths, with ``--nbval-lax``).
+The site tests read ``_build/html``, which ``make test`` builds first; they open every page in headless
+Chromium, served from 127.0.0.1, with every other host unresolvable. Where Chromium or the built site is
+missing these tests skip locally and fail in CI (``CI=true``), where ``.ci/run`` installs Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+from functools import partial
+from html.parser import HTMLParser
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+SITE = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+NOTEBOOKS = sorted(p for p in BOOK.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+# The HTML pages of the built site, as paths relative to SITE (empty when the book is not built).
+PAGES = sorted(
+    p.relative_to(SITE).as_posix()
+    for p in SITE.rglob("*.html")
+    if not p.relative_to(SITE).parts[0].startswith(("_static", "_sources", "_images"))
+)
+INTRODUCTION = "book/00_introduction.html"
+SCREENSHOT_PAGES = {"book/intro.html": "intro.png", INTRODUCTION: "00_introduction.png"}
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--disable-extensions",
+    "--hide-scrollbars",
+    # Nothing but the local server resolves: a page that reaches for a CDN fails loudly.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    "--window-size=1280,1000",
+]
+TIMEOUT = 60  # seconds for a page to load and typeset
+
+
+def _unavailable(reason):
+    """Fail in CI, where everything must be there; skip elsewhere."""
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The notebooks as committed
+
+
+def test_there_are_chapters():
+    assert NOTEBOOKS, f"no notebook under {BOOK}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.relative_to(BOOK).as_posix() for p in NOTEBOOKS])
+def test_notebook_is_committed_without_outputs(path):
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    dirty = [
+        i
+        for i, cell in enumerate(notebook["cells"])
+        if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
+    assert not dirty, f"{path.name}: code cells {dirty} carry outputs or execution counts; run `make strip-notebooks`"
+    assert notebook["metadata"].get("kernelspec", {}).get("name") == "python3", f"{path.name}: kernel is not python3"
+
+
+def _toc_files(entry):
+    """Every ``file`` (and the ``root``) named in a _toc.yml entry, recursively."""
+    if isinstance(entry, dict):
+        for key, value in entry.items():
+            if key in ("root", "file"):
+                yield value
+            else:
+                yield from _toc_files(value)
+    elif isinstance(entry, list):
+        for item in entry:
+            yield from _toc_files(item)
+
+
+def test_table_of_contents_lists_every_notebook():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    listed = {str(Path(f).with_suffix("")) for f in _toc_files(toc)}
+    for name in listed:
+        assert any((ROOT / name).with_suffix(s).is_file() for s in (".ipynb", ".md")), f"_toc.yml names {name}"
+    # only_build_toc_files: a notebook missing from _toc.yml would silently be left out of the book.
+    missing = [p.relative_to(ROOT).with_suffix("").as_posix() for p in NOTEBOOKS]
+    missing = [name for name in missing if name not in listed]
+    assert not missing, f"add to _toc.yml: {missing}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The built site, statically
+
+
+def test_site_is_built():
+    if not (SITE / "index.html").is_file():
+        _unavailable(f"no book at {SITE}: run `make book` (make test builds it first)")
+    assert INTRODUCTION in PAGES
+    assert len(PAGES) >= 2 + len(NOTEBOOKS)  # the chapters, the root page, index.html (and search, genindex)
+
+
+class _Resources(HTMLParser):
+    """The URLs that a page loads by itself: scripts, stylesheets, preloads, icons, images, frames."""
+
+    LOADING_LINKS = frozenset(
+        {"stylesheet", "preload", "modulepreload", "prefetch", "preconnect", "dns-prefetch", "icon"}
+    )
+
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("script", "img", "iframe", "source", "embed", "video", "audio") and attrs.get("src"):
+            self.urls.append((tag, attrs["src"]))
+        elif tag == "link" and self.LOADING_LINKS & set((attrs.get("rel") or "").lower().split()):
+            self.urls.append((tag, attrs.get("href") or ""))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_loads_nothing_from_outside(page):
+    parser = _Resources()
+    parser.feed((SITE / page).read_text(encoding="utf-8"))
+    external = [(tag, url) for tag, url in parser.urls if url.startswith(("http:", "https:", "//"))]
+    assert not external, f"{page} loads from outside the site: {external}"
+    for tag, url in parser.urls:
+        if not url.startswith("data:"):
+            target = (SITE / page).parent / url.split("#")[0].split("?")[0]
+            assert target.resolve().is_file(), f"{page}: <{tag}> {url} is not in the site"
+    if page == INTRODUCTION:
+        mathjax = [url.split("?")[0] for tag, url in parser.urls if tag == "script" and "/mathjax/" in url]
+        assert mathjax == ["../_static/mathjax/tex-chtml.js"], mathjax
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The built site, in Chromium
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    errors: list[str]
+
+    def log_request(self, code="-", size="-"):
+        if isinstance(code, int) and code >= 400:
+            self.errors.append(f"{code} {self.path}")
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The site over http on 127.0.0.1, on a free port, from a thread."""
+    if not (SITE / "index.html").is_file():
+        _unavailable(f"no book at {SITE}: run `make book` (make test builds it first)")
+    errors = []
+    handler = partial(type("Handler", (_Handler,), {"errors": errors}), directory=str(SITE))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/", errors
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def _find(*names):
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium driven by Selenium through the system's chromedriver (no download, no network)."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _unavailable("selenium is not installed: make setup")
+    chromium = _find("chromium", "chromium-browser", "google-chrome")
+    chromedriver = _find("chromedriver")
+    if not (chromium and chromedriver):
+        _unavailable("Chromium or chromedriver is missing: apt-get install chromium chromium-driver")
+    profile = tempfile.mkdtemp(prefix="eaelib-book-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    driver.set_page_load_timeout(TIMEOUT)
+    driver.set_script_timeout(TIMEOUT)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+_WAIT_FOR_PAGE = """
+const done = arguments[arguments.length - 1];
+(async () => {
+  for (const img of document.images) {
+    img.loading = "eager";
+    img.scrollIntoView();
+  }
+  await Promise.all(Array.from(document.images, (img) => img.decode().catch(() => null)));
+  window.scrollTo(0, 0);
+  let mathjax = "absent";
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await MathJax.startup.promise;
+    mathjax = MathJax.version;
+  }
+  return {
+    mathjax,
+    containers: document.querySelectorAll("mjx-container").length,
+    mathErrors: document.querySelectorAll("mjx-merror").length,
+    unrendered: Array.from(document.querySelectorAll(".math"), (el) => el.querySelector("mjx-container") === null)
+      .filter(Boolean).length,
+    images: Array.from(document.images, (img) => ({src: img.src, ok: img.complete && img.naturalWidth > 0})),
+    title: document.title,
+  };
+})().then(done, (error) => done({error: String(error)}));
+"""
+
+
+def _requested_urls(driver):
+    """The URLs the page asked for since the last call, from Chromium's performance log."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_offline(page, server, browser):
+    base, http_errors = server
+    browser.get_log("browser")  # forget the previous page's logs
+    browser.get_log("performance")
+    del http_errors[:]
+    browser.get(base + page)
+    state = browser.execute_async_script(_WAIT_FOR_PAGE)
+    assert "error" not in state, state
+    severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, f"{page}: JavaScript errors {severe}"
+    network = [u for u in _requested_urls(browser) if u.startswith(("http:", "https:", "ws:", "wss:", "ftp:"))]
+    outside = [u for u in network if not u.startswith(base)]
+    assert not outside, f"{page} requested {outside}"
+    assert not http_errors, f"{page}: the server answered {http_errors}"
+    broken = [img["src"] for img in state["images"] if not img["ok"]]
+    assert not broken, f"{page}: images not loaded {broken}"
+    assert state["mathErrors"] == 0 and state["unrendered"] == 0, f"{page}: math not typeset: {state}"
+
+    if page == INTRODUCTION:
+        assert state["mathjax"].startswith("3."), state["mathjax"]
+        assert state["containers"] >= 10, f"MathJax typeset only {state['containers']} formulas"
+        assert any("/_images/" in img["src"] for img in state["images"]), "no figure from the notebook"
+        assert "Introduction" in state["title"]
+    if page in SCREENSHOT_PAGES:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(1280, min(max(height, 800), 8000))
+        try:
+            assert browser.save_screenshot(str(SCREENSHOTS / SCREENSHOT_PAGES[page]))
+        finally:
+            browser.set_window_size(1280, 1000)

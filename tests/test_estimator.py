@@ -1,0 +1,247 @@
+"""EnergyAutoEncoder: properties over random problems (hypothesis), and its errors and identities."""
+
+from __future__ import annotations
+
+import math
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eaelib import EnergyAutoEncoder, constraint_violation
+
+# -- properties over random problems --------------------------------------------------
+
+
+# Smallest positive weight drawn. Far smaller ones are not supported: hypothesis found lambda_e=1.2e-38
+# (float32's tiny) with lambda_d=lambda_s=0, where the E-subproblem's Lipschitz constant is 1.9e-44 and the
+# FISTA step 1/L = 5e43 overflows float32 ("RuntimeWarning: overflow encountered in cast", fista.py).
+MIN_WEIGHT = 1e-6
+
+
+def _weight(high):
+    # Exact zeros often (a term switched off), otherwise any value in [MIN_WEIGHT, high].
+    return st.one_of(st.just(0.0), st.floats(min_value=MIN_WEIGHT, max_value=high))
+
+
+@st.composite
+def problems(draw):
+    n_samples = draw(st.integers(1, 40))
+    n_features = draw(st.integers(1, 8))
+    weights = draw(
+        st.fixed_dictionaries(dict(lambda_d=_weight(20.0), lambda_e=_weight(20.0), lambda_s=_weight(5.0))).filter(
+            lambda w: any(v > 0 for v in w.values())
+        )
+    )
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([1e-2, 1.0, 1e2]))
+    X = scale * rng.standard_normal((n_samples, n_features))
+    params = dict(
+        n_atoms=draw(st.integers(1, 12)),
+        dtype=draw(st.sampled_from(["float32", "float64"])),
+        random_state=draw(st.integers(0, 2**32 - 1)),
+        max_outer=draw(st.integers(1, 10)),
+        **weights,
+    )
+    return X, params
+
+
+def _column_norms(M):
+    return np.linalg.norm(np.asarray(M, dtype=np.float64), axis=0)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_fit_properties(problem):
+    X, params = problem
+    model = EnergyAutoEncoder(**params).fit(X)
+    dtype = np.dtype(params["dtype"])
+    n_samples, n_features = X.shape
+    m = params["n_atoms"]
+
+    # The energy history never increases, not even by rounding.
+    history = model.objective_history_
+    assert len(history) == model.n_iter_ + 1
+    assert 1 <= len(history) <= params["max_outer"] + 1
+    for k, (before, after) in enumerate(pairwise(history), start=1):
+        assert after <= before, f"energy rose at outer iteration {k}: {before!r} -> {after!r}"
+    assert all(math.isfinite(v) and v >= 0 for v in history)
+    for terms, total in zip(model.energy_history_, history, strict=True):
+        assert terms["total"] == total
+
+    # Every constraint holds: columns of D_ and E_ in the unit ball.
+    assert model.D_.shape == (n_features, m) and model.E_.shape == (m, n_features)
+    assert constraint_violation(model.D_, model.E_) <= 1e-6
+    assert np.all(_column_norms(model.D_) <= 1 + 1e-6)
+    assert np.all(_column_norms(model.E_) <= 1 + 1e-6)
+
+    # Finite results of the requested dtype.
+    outputs = dict(D_=model.D_, E_=model.E_)
+    for method in ("exact", "encoder"):
+        outputs[method] = model.transform(X, method=method)
+        assert outputs[method].shape == (n_samples, m)
+    outputs["inverse"] = model.inverse_transform(outputs["exact"])
+    for name, value in outputs.items():
+        assert value.dtype == dtype, name
+        assert np.all(np.isfinite(value)), name
+
+    # The same random_state gives bit-identical results.
+    again = EnergyAutoEncoder(**params).fit(X)
+    np.testing.assert_array_equal(again.D_, model.D_)
+    np.testing.assert_array_equal(again.E_, model.E_)
+    assert again.objective_history_ == history
+    assert again.n_iter_ == model.n_iter_
+    np.testing.assert_array_equal(again.transform(X), outputs["exact"])
+
+
+# -- parameter validation ---------------------------------------------------------------
+
+X_SMALL = np.random.default_rng(0).standard_normal((20, 3))
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        (dict(n_atoms=0), "n_atoms"),
+        (dict(n_atoms=2.5), "n_atoms"),
+        (dict(n_atoms=True), "n_atoms"),
+        (dict(lambda_d=-1.0), "lambda_d"),
+        (dict(lambda_e=-0.5), "lambda_e"),
+        (dict(lambda_s=float("nan")), "lambda_s"),
+        (dict(lambda_g=float("inf")), "lambda_g"),
+        (dict(lambda_d=0.0, lambda_e=0.0, lambda_s=0.0), "lambda_d, lambda_e and lambda_s cannot all be 0"),
+        (dict(max_outer=0), "max_outer"),
+        (dict(max_inner=1.5), "max_inner"),
+        (dict(rtol=-1e-3), "rtol"),
+        (dict(inner_rtol=float("nan")), "inner_rtol"),
+        (dict(backend="torch"), "backend"),
+        (dict(dtype="float16"), "dtype"),
+    ],
+)
+def test_invalid_parameters_are_named(params, match):
+    model = EnergyAutoEncoder(**{"max_outer": 2, **params})  # __init__ only stores them
+    with pytest.raises(ValueError, match=match):
+        model.fit(X_SMALL)
+
+
+def test_graph_weight_needs_a_laplacian():
+    with pytest.raises(ValueError, match="laplacian"):
+        EnergyAutoEncoder(n_atoms=4, lambda_g=1.0, max_outer=2).fit(X_SMALL)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return EnergyAutoEncoder(n_atoms=5, max_outer=5, random_state=0).fit(X_SMALL)
+
+
+def test_bogus_transform_method(fitted):
+    with pytest.raises(ValueError, match=r"method must be one of \('exact', 'encoder'\), got 'bogus'"):
+        fitted.transform(X_SMALL, method="bogus")
+
+
+def test_not_fitted():
+    sklearn_exceptions = pytest.importorskip("sklearn.exceptions")
+    model = EnergyAutoEncoder()
+    for call in (
+        lambda: model.transform(X_SMALL),
+        lambda: model.transform(X_SMALL, method="encoder"),
+        lambda: model.inverse_transform(X_SMALL),
+        lambda: model.energy(X_SMALL),
+        lambda: model.components_,
+    ):
+        with pytest.raises(sklearn_exceptions.NotFittedError, match="not fitted"):
+            call()
+
+
+def test_wrong_number_of_features(fitted):
+    for method in ("exact", "encoder"):
+        with pytest.raises(ValueError, match="X has 4 features, but EnergyAutoEncoder is expecting 3 features"):
+            fitted.transform(np.ones((2, 4)), method=method)
+    with pytest.raises(ValueError, match="X has 2 features, but EnergyAutoEncoder is expecting 3 features"):
+        fitted.energy(np.ones((2, 2)))
+
+
+def test_wrong_number_of_atoms(fitted):
+    with pytest.raises(ValueError, match="Z has 4 atoms, but EnergyAutoEncoder is expecting 5 atoms"):
+        fitted.inverse_transform(np.ones((2, 4)))
+    with pytest.raises(ValueError, match="Z has 6 atoms"):
+        fitted.energy(X_SMALL, Z=np.ones((20, 6)))
+    with pytest.raises(ValueError, match="one row per sample"):
+        fitted.energy(X_SMALL, Z=np.ones((19, 5)))
+
+
+def test_invalid_data():
+    model = EnergyAutoEncoder(n_atoms=3, max_outer=2)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.fit(np.array([[1.0, np.nan], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="2-D"):
+        model.fit(np.ones(5))
+    with pytest.raises(ValueError, match="Complex"):
+        model.fit(np.ones((3, 2), dtype=complex))
+    with pytest.raises(ValueError, match="at least 1 sample"):
+        model.fit(np.ones((0, 2)))
+
+
+# -- identities ---------------------------------------------------------------------------
+
+
+def _energy_data():
+    return np.random.default_rng(4).standard_normal((50, 6))
+
+
+def test_energy_terms():
+    X = _energy_data()
+    model = EnergyAutoEncoder(n_atoms=8, max_outer=10, random_state=0)
+    # The training codes are not kept by fit: _fit returns them (book orientation, m × N).
+    training_codes = np.asarray(model._fit(X, None)).T
+    history = model.objective_history_
+
+    # With the training codes, energy() is the last entry of the history: the same terms, evaluated directly.
+    terms = model.energy(X, Z=training_codes)
+    assert set(terms) == {"data", "encoder", "sparsity", "graph", "total"}
+    assert terms == pytest.approx(model.energy_history_[-1], rel=1e-12, abs=1e-12)
+    assert terms["total"] == pytest.approx(history[-1], rel=1e-12)
+    assert terms["graph"] == 0.0
+
+    # With the transform's codes, the terms still add up ...
+    terms = model.energy(X)
+    assert terms["total"] == pytest.approx(terms["data"] + terms["encoder"] + terms["sparsity"] + terms["graph"])
+    assert all(value >= 0 for value in terms.values())
+    np.testing.assert_allclose(
+        terms["data"], 0.5 * model.lambda_d * np.sum((X - model.inverse_transform(model.transform(X))) ** 2)
+    )
+
+    # ... and, solved to a tight tolerance, the exact codes minimize the Z problem that the training codes
+    # only approximately solve, so the energy can only be lower. (With the default inner_rtol=1e-4 the
+    # exact transform starts from zero codes and may stop above the training codes' energy.)
+    model.set_params(inner_rtol=1e-12, max_inner=1000)
+    assert model.energy(X)["total"] <= history[-1] * (1 + 1e-6)
+
+
+def test_components_is_transposed_dictionary(fitted):
+    np.testing.assert_array_equal(fitted.components_, fitted.D_.T)
+    assert fitted.components_.shape == (5, 3)
+
+
+def test_fit_transform_equals_fit_then_transform():
+    params = dict(n_atoms=6, max_outer=5, random_state=2)
+    codes = EnergyAutoEncoder(**params).fit_transform(X_SMALL)
+    np.testing.assert_array_equal(codes, EnergyAutoEncoder(**params).fit(X_SMALL).transform(X_SMALL))
+
+
+def test_encoder_transform_is_one_product(fitted):
+    np.testing.assert_allclose(fitted.transform(X_SMALL, method="encoder"), X_SMALL @ fitted.E_.T, rtol=1e-12)
+    np.testing.assert_allclose(fitted.inverse_transform(np.eye(5)), fitted.D_.T, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [None, "float32", "float64", np.float32])
+def test_dtype_follows_parameter_or_input(dtype):
+    X = X_SMALL.astype(np.float32)
+    model = EnergyAutoEncoder(n_atoms=4, max_outer=2, random_state=0, dtype=dtype).fit(X)
+    expected = np.float32 if dtype is None else np.dtype(dtype)
+    assert model.D_.dtype == expected and model.E_.dtype == expected
+    assert model.transform(X_SMALL).dtype == expected
+    # Integer data becomes float64 when no dtype is asked.
+    assert EnergyAutoEncoder(n_atoms=4, max_outer=2).fit(np.arange(12).reshape(4, 3)).D_.dtype == np.float64
