@@ -9,11 +9,28 @@ with the columns of ``D`` and ``E`` in the unit ℓ2 ball. The estimator
 :class:`EnergyAutoEncoder` takes samples as rows, like scikit-learn.
 """
 
+from . import original  # the 2015 notebook's procedures, defects included (errata)
+from .analysis import (
+    CodeSparsity,
+    atom_coherence,
+    code_sparsity,
+    encoder_dictionary_cosines,
+    encoder_dictionary_distance,
+    psnr,
+)
 from .estimator import EnergyAutoEncoder
 from .fista import FistaResult, L1Penalty, Quadratic, UnitColumns, fista, project_columns, soft_threshold
 from .graph import GraphLaplacian
 from .image import load_image
-from .learning import InnerTrace, LearningResult, learn
+from .learning import (
+    DivergenceError,
+    InnerTrace,
+    LearningResult,
+    dead_atoms,
+    initialize,
+    learn,
+    reinitialize_dead_atoms,
+)
 from .model_io import load_model, save_model
 from .patches import extract_patches, patch_grid, reconstruct_from_patches
 from .subproblems import (
@@ -26,10 +43,13 @@ from .subproblems import (
     solve_dictionary,
     solve_encoder,
 )
+from .synthetic import encoder_dataset, match_atoms, sparse_dataset
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CodeSparsity",
+    "DivergenceError",
     "EnergyAutoEncoder",
     "FistaResult",
     "GraphLaplacian",
@@ -38,22 +58,34 @@ __all__ = [
     "LearningResult",
     "Quadratic",
     "UnitColumns",
+    "atom_coherence",
     "code_problem",
+    "code_sparsity",
     "constraint_violation",
+    "dead_atoms",
     "dictionary_problem",
+    "encoder_dataset",
+    "encoder_dictionary_cosines",
+    "encoder_dictionary_distance",
     "encoder_problem",
     "energy_terms",
     "extract_patches",
     "fista",
+    "initialize",
     "learn",
     "load_image",
     "load_model",
+    "match_atoms",
+    "original",
     "patch_grid",
     "project_columns",
+    "psnr",
     "reconstruct_from_patches",
+    "reinitialize_dead_atoms",
     "save_model",
     "soft_threshold",
     "solve_codes",
     "solve_dictionary",
     "solve_encoder",
+    "sparse_dataset",
 ]

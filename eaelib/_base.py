@@ -10,7 +10,7 @@ import inspect
 
 try:
     from sklearn.base import BaseEstimator, TransformerMixin
-    from sklearn.exceptions import NotFittedError
+    from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
     HAVE_SKLEARN = True
 except ImportError:
@@ -18,6 +18,9 @@ except ImportError:
 
     class NotFittedError(ValueError, AttributeError):
         """Raised when a method needs a fitted estimator."""
+
+    class ConvergenceWarning(UserWarning):
+        """Issued when fitting stopped before convergence."""
 
     class BaseEstimator:
         """``get_params``/``set_params`` from the ``__init__`` signature, as in scikit-learn."""
@@ -49,4 +52,4 @@ except ImportError:
             return self.fit(X, y, **fit_params).transform(X)
 
 
-__all__ = ["HAVE_SKLEARN", "BaseEstimator", "NotFittedError", "TransformerMixin"]
+__all__ = ["HAVE_SKLEARN", "BaseEstimator", "ConvergenceWarning", "NotFittedError", "TransformerMixin"]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
+import warnings
+from dataclasses import replace
 
-from ._array import backend_name, from_numpy, get_namespace
-from ._base import BaseEstimator, NotFittedError, TransformerMixin
+from ._array import backend_name, get_namespace
+from ._base import BaseEstimator, ConvergenceWarning, NotFittedError, TransformerMixin
 from ._validation import check_array, check_scalar, model_namespace
-from .fista import project_columns
 from .graph import GraphLaplacian
-from .learning import learn
+from .learning import DivergenceError, dead_atoms, initialize, learn
 from .subproblems import energy_terms, solve_codes
 
 TRANSFORM_METHODS = ("exact", "encoder")
@@ -50,6 +50,16 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         uses float64 otherwise.
     progress : bool, default=False
         Show a progress bar over outer iterations (needs tqdm).
+    warm_start : bool, default=False
+        Start :meth:`fit` from the fitted ``D_`` and ``E_`` (and, for data of
+        the same shape, the last codes) instead of a random initialization;
+        the histories then continue where they stopped when the data are the same.
+    reinit_dead_atoms : bool, default=False
+        After each Z-step, replace atoms that no code uses by the residuals of
+        the worst-reconstructed samples (this does not change the energy).
+    callback : callable, optional
+        Called as ``callback(iteration, terms)`` after each outer iteration
+        (``terms`` as in :meth:`energy`); returning ``True`` stops the fit.
 
     Attributes
     ----------
@@ -73,6 +83,18 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         Number of features seen by :meth:`fit`.
     backend_ : str
         Name of the array library the model computes with.
+    n_dead_atoms_ : int
+        Atoms that no training sample's code uses at the end of the fit.
+    n_reinitialized_atoms_ : int
+        Atoms replaced during the fit (``reinit_dead_atoms=True``).
+
+    Notes
+    -----
+    A ``KeyboardInterrupt`` during :meth:`fit` ends it early: the model keeps
+    the last complete outer iteration, ``converged_`` is False and a
+    :class:`ConvergenceWarning` says so; ``warm_start=True`` then continues.
+    If a subproblem diverges, :meth:`fit` raises ``FloatingPointError`` naming
+    the subproblem and the outer iteration, and keeps the last finite parameters.
 
     Examples
     --------
@@ -103,6 +125,9 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         backend=None,
         dtype=None,
         progress=False,
+        warm_start=False,
+        reinit_dead_atoms=False,
+        callback=None,
     ):
         self.n_atoms = n_atoms
         self.lambda_d = lambda_d
@@ -117,6 +142,9 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         self.backend = backend
         self.dtype = dtype
         self.progress = progress
+        self.warm_start = warm_start
+        self.reinit_dead_atoms = reinit_dead_atoms
+        self.callback = callback
 
     # -- parameters ---------------------------------------------------------
 
@@ -164,6 +192,8 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
 
     def _fit(self, X, laplacian):
         weights = self._check_params()
+        if self.callback is not None and not callable(self.callback):
+            raise ValueError(f"callback must be callable or None, got {self.callback!r}")
         xp = model_namespace(self.backend, X)
         xp, X = check_array(X, xp=xp, dtype=self.dtype)
         n_samples, n_features = X.shape
@@ -173,10 +203,14 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
                 raise ValueError("lambda_g > 0 needs fit(X, laplacian=L) with L of shape (n_samples, n_samples)")
             graph = GraphLaplacian(laplacian, n_samples=n_samples, dtype=X.dtype, xp=xp, device=X.device)
         Xb = X.mT  # the book's orientation: samples as columns
-        D0, E0 = self._initial_parameters(xp, n_features, X.dtype, X.device)
-        Z0 = xp.zeros((self.n_atoms, n_samples), dtype=X.dtype, device=X.device)
+        Z0, D0, E0 = self._starting_point(Xb)
 
-        callback, bar = self._progress_callback()
+        progress, bar = self._progress_callback()
+
+        def callback(iteration, terms):
+            stop = progress is not None and progress(iteration, terms)
+            return bool(self.callback is not None and self.callback(iteration, terms)) or stop
+
         try:
             result = learn(
                 Xb,
@@ -189,29 +223,65 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
                 max_inner=self.max_inner,
                 rtol=self.rtol,
                 inner_rtol=self.inner_rtol,
+                reinit_dead_atoms=self.reinit_dead_atoms,
                 callback=callback,
             )
+        except DivergenceError as exc:
+            self._store(exc.result, xp, n_features)
+            raise
         finally:
             if bar is not None:
                 bar.close()
-        self.D_, self.E_ = result.D, result.E
-        self.energy_history_ = result.energy
-        self.objective_history_ = [terms["total"] for terms in result.energy]
-        self.inner_history_ = result.inner
-        self.n_iter_ = result.n_iter
+        self._store(result, xp, n_features)
+        if result.interrupted:
+            warnings.warn(
+                f"fit was interrupted after {self.n_iter_} outer iterations: the model holds the last complete "
+                "one and is not converged; fit again with warm_start=True to continue",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return result.Z
+
+    def _starting_point(self, Xb):
+        """``(Z, D, E)`` to start from: random, or the fitted state when warm starting."""
+        n_features, n_samples = Xb.shape
+        if not (self.warm_start and hasattr(self, "D_")):
+            return initialize(Xb, self.n_atoms, self.random_state)
+        xp = get_namespace(Xb)
+        _, D = check_array(self.D_, name="D_", xp=xp, dtype=Xb.dtype)
+        _, E = check_array(self.E_, name="E_", xp=xp, dtype=Xb.dtype)
+        if D.shape != (n_features, self.n_atoms):
+            raise ValueError(
+                f"warm_start needs X with {D.shape[0]} features and n_atoms={D.shape[1]} as fitted, "
+                f"got {n_features} features and n_atoms={self.n_atoms}"
+            )
+        codes = getattr(self, "_codes", None)
+        if codes is not None and tuple(codes.shape) == (self.n_atoms, n_samples):
+            _, Z = check_array(codes, name="codes", xp=xp, dtype=Xb.dtype)
+        else:
+            Z = xp.zeros((self.n_atoms, n_samples), dtype=Xb.dtype, device=Xb.device)
+        return Z, D, E
+
+    def _store(self, result, xp, n_features):
+        """Set the fitted attributes from a :class:`LearningResult`, continuing a warm start's history."""
+        energy, inner, n_iter = result.energy, result.inner, result.n_iter
+        previous = getattr(self, "objective_history_", None)
+        if self.warm_start and previous and energy[0]["total"] == previous[-1]:
+            # The same data from where the last fit stopped: one history.
+            offset = self.n_iter_
+            energy = self.energy_history_ + energy[1:]
+            inner = self.inner_history_ + [replace(trace, outer=trace.outer + offset) for trace in inner]
+            n_iter += offset
+        self.D_, self.E_, self._codes = result.D, result.E, result.Z
+        self.energy_history_ = energy
+        self.objective_history_ = [terms["total"] for terms in energy]
+        self.inner_history_ = inner
+        self.n_iter_ = n_iter
         self.converged_ = result.converged
         self.n_features_in_ = n_features
         self.backend_ = backend_name(xp)
-        return result.Z
-
-    def _initial_parameters(self, xp, n_features, dtype, device):
-        """Gaussian unit-norm atoms for ``D``; ``E`` starts as ``Dᵀ`` projected."""
-        rng = self.random_state
-        if not isinstance(rng, np.random.Generator):
-            rng = np.random.default_rng(rng)
-        D = from_numpy(xp, rng.standard_normal((n_features, self.n_atoms)), dtype=dtype, device=device)
-        D = project_columns(D / xp.linalg.vector_norm(D, axis=0, keepdims=True))
-        return D, project_columns(D.mT)
+        self.n_dead_atoms_ = int(xp.sum(xp.astype(dead_atoms(result.Z), xp.int32)))
+        self.n_reinitialized_atoms_ = result.n_reinitialized
 
     def _progress_callback(self):
         if not self.progress:

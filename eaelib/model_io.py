@@ -37,8 +37,14 @@ _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 _INT64 = np.iinfo(np.int64)
 
 
+# Fitted counts stored as 0-d int64 arrays.
+COUNTS = ("n_dead_atoms_", "n_reinitialized_atoms_")
+# Run-time hooks, not part of a model: saved as None.
+NOT_SAVED = ("callback",)
+
+
 def _expected_keys(param_names):
-    fixed = ["D_", "E_", "objective_history_", "n_iter_", "converged_", "n_features_in_"]
+    fixed = ["D_", "E_", "objective_history_", "n_iter_", "converged_", "n_features_in_", *COUNTS]
     fixed += [f"energy_{term}" for term in ENERGY_TERMS]
     fixed += ["eaelib_version", "format_version"]
     return set(fixed) | {PARAM_PREFIX + name for name in param_names}
@@ -120,7 +126,7 @@ def save_model(model, path):
     Notes
     -----
     ``inner_history_`` (the per-iteration traces of the subproblems) is not
-    stored; see :func:`load_model`.
+    stored, and the ``callback`` hook is saved as None; see :func:`load_model`.
     """
     from . import __version__
 
@@ -134,13 +140,14 @@ def save_model(model, path):
         "n_iter_": np.array(int(model.n_iter_), dtype=np.int64),
         "converged_": np.array(bool(model.converged_)),
         "n_features_in_": np.array(int(model.n_features_in_), dtype=np.int64),
+        **{name: np.array(int(getattr(model, name)), dtype=np.int64) for name in COUNTS},
         "eaelib_version": np.array(str(__version__)),
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
     }
     for term in ENERGY_TERMS:
         arrays[f"energy_{term}"] = np.array([terms[term] for terms in model.energy_history_], dtype=np.float64)
     for name, value in model.get_params(deep=False).items():
-        arrays[PARAM_PREFIX + name] = _encode_param(name, value)
+        arrays[PARAM_PREFIX + name] = _encode_param(name, None if name in NOT_SAVED else value)
     if hasattr(path, "write"):
         np.savez(path, **arrays)
     else:
@@ -247,6 +254,8 @@ def load_model(path):
     model.n_iter_ = int(arrays["n_iter_"])
     model.converged_ = bool(arrays["converged_"])
     model.n_features_in_ = int(arrays["n_features_in_"])
+    for name in COUNTS:
+        setattr(model, name, int(arrays[name]))
     model.backend_ = "numpy"
     return model
 
@@ -256,7 +265,8 @@ def _check_contents(arrays, D, E):
         raise ValueError(f"D_ must be a 2-D floating array, got shape {D.shape} and dtype {D.dtype}")
     if E.shape != D.shape[::-1] or E.dtype != D.dtype:
         raise ValueError(f"E_ must have shape {D.shape[::-1]} and dtype {D.dtype}, got {E.shape} and {E.dtype}")
-    for name, kinds in (("n_iter_", "iu"), ("n_features_in_", "iu"), ("converged_", "b")):
+    checks = [("n_iter_", "iu"), ("n_features_in_", "iu"), ("converged_", "b")] + [(n, "iu") for n in COUNTS]
+    for name, kinds in checks:
         if arrays[name].shape != () or arrays[name].dtype.kind not in kinds:
             raise ValueError(f"{name} must be a 0-d array of kind {kinds!r}, got {arrays[name].dtype}")
     if int(arrays["n_features_in_"]) != D.shape[0]:
