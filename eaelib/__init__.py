@@ -21,7 +21,7 @@ from .analysis import (
 from .estimator import EnergyAutoEncoder
 from .fista import FistaResult, L1Penalty, Quadratic, UnitColumns, fista, project_columns, soft_threshold
 from .graph import GraphLaplacian
-from .image import load_image
+from .image import as_gray, load_image
 from .learning import (
     DivergenceError,
     InnerTrace,
@@ -58,6 +58,7 @@ __all__ = [
     "LearningResult",
     "Quadratic",
     "UnitColumns",
+    "as_gray",
     "atom_coherence",
     "code_problem",
     "code_sparsity",

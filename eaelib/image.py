@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._array import get_namespace
+
 #: Images known by name, in the repository's ``data`` folder.
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 NAMED_IMAGES = {"barbara": "barbara.png"}
@@ -51,20 +53,63 @@ def load_image(name_or_path):
 
 
 def _to_gray(pixels, mode):
-    if pixels.dtype == np.bool_:
-        values = pixels.astype(np.float64)
-    elif pixels.dtype.kind in "ui":
-        # Pillow stores 16-bit images ("I;16") in a wider integer type.
-        top = 65535.0 if mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255.0
-        values = pixels.astype(np.float64) / top
-    else:
-        values = pixels.astype(np.float64)
-    if values.ndim == 3:
-        channels = values.shape[2]
-        if channels in (1, 2):  # gray, gray + alpha
-            values = values[:, :, 0]
-        elif channels in (3, 4):  # RGB, RGBA
-            values = values[:, :, :3] @ BT601
-        else:
-            raise ValueError(f"images with {channels} channels are not supported")
-    return np.clip(values, 0.0, 1.0)
+    """Pillow's pixels as a gray float image; its 32-bit "I" mode holds 8- or 16-bit data."""
+    if mode == "I" or mode.startswith("I;16"):
+        top = 255 if pixels.max(initial=0) <= 255 and not mode.startswith("I;16") else 65535
+        if pixels.min(initial=0) < 0 or pixels.max(initial=0) > top:
+            raise ValueError(f"integer image values outside [0, {top}] are not supported")
+        return pixels.astype(np.float64) / top
+    return np.clip(as_gray(pixels), 0.0, 1.0)
+
+
+def as_gray(image):
+    """A 2-D floating image from a gray, gray + alpha, RGB or RGBA array of any supported library.
+
+    Parameters
+    ----------
+    image : array, shape (height, width) or (height, width, channels)
+        ``channels`` is 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA).
+        Integer images are scaled to [0, 1]: uint8 by 255, uint16 by 65535,
+        other integer types by 255 or 65535, whichever holds their values;
+        boolean images become 0 and 1; floating images keep their values.
+
+    Returns
+    -------
+    array, shape (height, width)
+        Colour becomes ITU-R BT.601 luma; alpha is dropped.
+    """
+    if not hasattr(image, "__array_namespace__") and not isinstance(image, np.ndarray):
+        image = np.asarray(image)
+    xp = get_namespace(image)
+    if image.ndim not in (2, 3):
+        raise ValueError(
+            f"image must have shape (height, width) or (height, width, channels), got shape {tuple(image.shape)}"
+        )
+    if xp.isdtype(image.dtype, "bool"):
+        image = xp.astype(image, xp.float64)
+    elif xp.isdtype(image.dtype, "integral"):
+        image = xp.astype(image, xp.float64) / _integer_range(xp, image)
+    elif not xp.isdtype(image.dtype, "real floating"):
+        raise ValueError(f"image must hold real numbers, got dtype {image.dtype}")
+    if image.ndim == 2:
+        return image
+    channels = image.shape[2]
+    if channels in (1, 2):  # gray, gray + alpha
+        return image[:, :, 0]
+    if channels in (3, 4):  # RGB, RGBA
+        weights = xp.asarray(BT601, dtype=image.dtype, device=image.device)
+        return image[:, :, :3] @ weights
+    raise ValueError(f"image must have 1 to 4 channels (gray, gray + alpha, RGB, RGBA), got {channels}")
+
+
+def _integer_range(xp, image):
+    """255 or 65535: the full scale of an integer image."""
+    if image.dtype == xp.uint8:
+        return 255.0
+    if image.dtype == xp.uint16:
+        return 65535.0
+    low, high = (float(v) for v in (xp.min(image), xp.max(image))) if image.size else (0.0, 0.0)
+    for top in (255.0, 65535.0):
+        if low >= 0 and high <= top:
+            return top
+    raise ValueError(f"integer image values must lie in [0, 65535] to be scaled to [0, 1], got [{low:g}, {high:g}]")

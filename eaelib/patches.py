@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._validation import check_array, check_scalar
+from .image import as_gray
 
 
 def patch_grid(image_shape, size, stride=None):
@@ -30,8 +31,9 @@ def extract_patches(image, size=12, stride=None):
 
     Parameters
     ----------
-    image : array, shape (height, width)
-        Grayscale image, of any supported array library.
+    image : array, shape (height, width) or (height, width, channels)
+        Image of any supported array library; colour and integer images are
+        converted by :func:`~eaelib.image.as_gray`.
     size : int, default=12
         Side of the square patches.
     stride : int, optional
@@ -43,7 +45,7 @@ def extract_patches(image, size=12, stride=None):
         Patch ``i · n_cols + j`` starts at pixel ``(i · stride, j · stride)``
         (see :func:`patch_grid`); each row is the patch flattened row by row.
     """
-    xp, image = check_array(image, name="image", shape_hint="(height, width)", min_samples=0)
+    xp, image = check_array(as_gray(image), name="image", shape_hint="(height, width)", min_samples=0)
     stride = size if stride is None else stride
     n_rows, n_cols = patch_grid(image.shape, size, stride)
     # One strided slice per pixel offset within the patch: size² vectorized
