@@ -62,6 +62,9 @@ class GraphLaplacian:
             scale = self._xp.max(self._xp.abs(matrix)) if shape[0] else 0.0
         if float(asym) > 1e-6 * max(float(scale), 1e-300):
             raise ValueError("laplacian must be symmetric")
+        diagonal = matrix.diagonal() if self.sparse else self._xp.linalg.diagonal(matrix)
+        if shape[0] and float(diagonal.min() if self.sparse else self._xp.min(diagonal)) < 0:
+            raise ValueError("laplacian has negative degrees (diagonal entries): it must be positive semi-definite")
         self.norm = self._estimate_norm()
 
     def right_multiply(self, Z):

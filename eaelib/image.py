@@ -59,7 +59,13 @@ def _to_gray(pixels, mode):
         if pixels.min(initial=0) < 0 or pixels.max(initial=0) > top:
             raise ValueError(f"integer image values outside [0, {top}] are not supported")
         return pixels.astype(np.float64) / top
-    return np.clip(as_gray(pixels), 0.0, 1.0)
+    gray = np.asarray(as_gray(pixels), dtype=np.float64)
+    if gray.size and not (np.isfinite(gray).all() and gray.min() >= 0.0 and gray.max() <= 1.0):
+        raise ValueError(
+            f"floating-point image values must lie in [0, 1], got [{gray.min():g}, {gray.max():g}]: "
+            "rescale the file, or read it yourself and use as_gray"
+        )
+    return gray
 
 
 def as_gray(image):

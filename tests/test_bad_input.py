@@ -1,0 +1,132 @@
+"""Every row of the README's bad-input table, as a test: what each case gets.
+
+A case either raises (the exception type and a message that names the parameter)
+or is handled (the documented conversion happens). ``test_readme_lists_every_case``
+keeps the README table and this list in step.
+"""
+
+import re
+from pathlib import Path
+
+import array_api_strict as xps
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from eaelib import EnergyAutoEncoder, GraphLaplacian, as_gray, extract_patches, load_image, load_model
+from eaelib import reconstruct_from_patches as rebuild
+
+try:
+    from sklearn.exceptions import NotFittedError
+except ImportError:  # pragma: no cover
+    from eaelib._base import NotFittedError
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+X = np.random.default_rng(0).random((60, 8))
+SMALL = {"n_atoms": 6, "max_outer": 2, "random_state": 0}
+
+
+def fitted():
+    return EnergyAutoEncoder(**SMALL).fit(X)
+
+
+def fit(X=X, laplacian=None, **params):
+    return EnergyAutoEncoder(**{**SMALL, **params}).fit(X, laplacian=laplacian)
+
+
+def with_nan(a, where=(0, 0)):
+    a = np.array(a, dtype=float)
+    a[where] = np.nan
+    return a
+
+
+def bad_file(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("not an image")
+    return path
+
+
+def bad_model_file(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"PK\x03\x04 truncated")
+    return path
+
+
+# (README row, call, exception or None, message pattern or a check of the result)
+RAISES = [
+    ("image with 1 dimension", lambda: extract_patches(np.zeros(10), 3), ValueError, r"image must have shape"),
+    ("image with 4 dimensions", lambda: extract_patches(np.zeros((9, 9, 3, 2)), 3), ValueError, r"image must have"),
+    ("image with 5 channels", lambda: extract_patches(np.zeros((9, 9, 5)), 3), ValueError, r"1 to 4 channels"),
+    ("NaN or infinity in an image", lambda: extract_patches(with_nan(np.zeros((9, 9))), 3), ValueError, r"image contains NaN"),
+    ("NaN or infinity in X", lambda: fit(with_nan(X)), ValueError, r"X contains NaN or infinite"),
+    ("NaN or infinity in a Laplacian", lambda: GraphLaplacian(with_nan(np.eye(3), (1, 1))), ValueError, r"laplacian contains NaN"),
+    ("image smaller than the patch", lambda: extract_patches(np.zeros((5, 9)), 6), ValueError, r"smaller than one patch"),
+    ("size ≤ 0", lambda: extract_patches(np.zeros((9, 9)), 0), ValueError, r"size must be an integer ≥ 1"),
+    ("size not an integer", lambda: extract_patches(np.zeros((9, 9)), 2.5), ValueError, r"size must be an integer"),
+    ("stride ≤ 0", lambda: extract_patches(np.zeros((9, 9)), 3, 0), ValueError, r"stride must be an integer ≥ 1"),
+    ("stride not an integer", lambda: extract_patches(np.zeros((9, 9)), 3, 1.5), ValueError, r"stride must be an integer"),
+    ("stride > size, then reconstruction", lambda: rebuild(extract_patches(np.ones((8, 8)), 2, 3), (8, 8), 2, 3), ValueError, r"covered by no patch.*stride > size"),
+    ("patches that do not tile the image, then reconstruction", lambda: rebuild(extract_patches(np.ones((7, 7)), 3), (7, 7), 3), ValueError, r"pass fill="),
+    ("n_atoms ≤ 0", lambda: fit(n_atoms=0), ValueError, r"n_atoms must be an integer ≥ 1"),
+    ("n_atoms not an integer", lambda: fit(n_atoms=2.5), ValueError, r"n_atoms must be an integer"),
+    ("negative λ", lambda: fit(lambda_d=-1.0), ValueError, r"lambda_d must be a finite real number ≥ 0"),
+    ("non-finite λ", lambda: fit(lambda_s=float("nan")), ValueError, r"lambda_s must be a finite real number"),
+    ("λ_d = λ_e = λ_s = 0", lambda: fit(lambda_d=0, lambda_e=0, lambda_s=0), ValueError, r"cannot all be 0"),
+    ("X with zero samples", lambda: fit(np.zeros((0, 8))), ValueError, r"at least 1 sample"),
+    ("X with zero features", lambda: fit(np.zeros((5, 0))), ValueError, r"0 feature\(s\)"),
+    ("X not 2-D", lambda: fit(np.zeros(8)), ValueError, r"Reshape your data"),
+    ("complex X", lambda: fit(X + 1j), ValueError, r"Complex data not supported"),
+    ("sparse X", lambda: fit(sp.csr_array(X)), TypeError, r"Sparse input is not supported"),
+    ("λ_g > 0 without a Laplacian", lambda: fit(lambda_g=1.0), ValueError, r"needs fit\(X, laplacian=L\)"),
+    ("Laplacian of the wrong shape", lambda: fit(lambda_g=1.0, laplacian=np.eye(59)), ValueError, r"laplacian must be 60 × 60"),
+    ("Laplacian not symmetric", lambda: GraphLaplacian(np.triu(np.ones((3, 3)))), ValueError, r"laplacian must be symmetric"),
+    ("Laplacian with negative degrees", lambda: GraphLaplacian(-np.eye(3)), ValueError, r"negative degrees"),
+    ("transform before fit", lambda: EnergyAutoEncoder().transform(X), NotFittedError, r"not fitted yet"),
+    ("inverse_transform before fit", lambda: EnergyAutoEncoder().inverse_transform(X), NotFittedError, r"not fitted"),
+    ("transform input with the wrong number of features", lambda: fitted().transform(X[:, :3]), ValueError, r"X has 3 features, but EnergyAutoEncoder is expecting 8"),
+    ("codes with the wrong number of atoms", lambda: fitted().inverse_transform(np.zeros((4, 5))), ValueError, r"Z has 5 atoms, but EnergyAutoEncoder is expecting 6"),
+    ("unknown transform method", lambda: fitted().transform(X, method="fast"), ValueError, r"method must be one of \('exact', 'encoder'\)"),
+    ("unknown backend name", lambda: fit(backend="torch"), ValueError, r"backend must be one of"),
+    ("unknown dtype name", lambda: fit(dtype="float16"), ValueError, r"dtype must be one of \('float32', 'float64'\)"),
+    ("callback not callable", lambda: fit(callback=1), ValueError, r"callback must be callable"),
+    ("warm start on data of another width", lambda: fitted().set_params(warm_start=True).fit(X[:, :4]), ValueError, r"warm_start needs X with 8 features"),
+    ("image file that does not exist", lambda: load_image("/nonexistent/barbara.png"), FileNotFoundError, r"name_or_path must be an image file"),
+]
+RAISES_WITH_TMP = [
+    ("file that is not an image", lambda tmp: load_image(bad_file(tmp)), ValueError, r"is not an image"),
+    ("model file that is corrupt or truncated", lambda tmp: load_model(bad_model_file(tmp)), ValueError, r"is not an eaelib model file"),
+]
+HANDLED = [
+    ("RGB image", lambda: as_gray(np.full((4, 4, 3), 0.5)), lambda out: out.shape == (4, 4) and np.allclose(out, 0.5)),
+    ("RGBA image", lambda: as_gray(np.dstack([np.full((4, 4, 3), 0.5), np.zeros((4, 4))])), lambda out: np.allclose(out, 0.5)),
+    ("uint8 image", lambda: extract_patches(np.full((6, 6), 255, dtype=np.uint8), 3), lambda out: np.all(out == 1.0)),
+    ("integer image", lambda: as_gray(np.full((4, 4), 1000)), lambda out: np.allclose(out, 1000 / 65535)),
+    ("X with one sample", lambda: fit(X[:1]), lambda model: np.isfinite(model.objective_history_).all()),
+    ("X with zero variance (all zeros)", lambda: fit(np.zeros((10, 8))), lambda model: np.isfinite(model.D_).all() and model.objective_history_[-1] == 0),
+    ("integer X", lambda: fit(np.arange(40).reshape(10, 4)), lambda model: model.D_.dtype == np.float64),
+    ("array of another library given to a fitted model", lambda: fitted().transform(xps.asarray(X)), lambda out: isinstance(out, np.ndarray) and out.shape == (60, 6)),
+]
+
+
+@pytest.mark.parametrize(("case", "call", "error", "message"), RAISES, ids=[row[0] for row in RAISES])
+def test_bad_input_raises_a_clear_error(case, call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+@pytest.mark.parametrize(("case", "call", "error", "message"), RAISES_WITH_TMP, ids=[r[0] for r in RAISES_WITH_TMP])
+def test_bad_files_raise_a_clear_error(case, call, error, message, tmp_path):
+    with pytest.raises(error, match=message):
+        call(tmp_path)
+
+
+@pytest.mark.parametrize(("case", "call", "check"), HANDLED, ids=[row[0] for row in HANDLED])
+def test_handled_input_is_converted(case, call, check):
+    assert check(call())
+
+
+def test_readme_lists_every_case():
+    rows = re.findall(r"^\| ([^|]+?) \|", README.read_text(), flags=re.MULTILINE)
+    cases = [row[0] for row in RAISES + RAISES_WITH_TMP + HANDLED]
+    missing = [case for case in cases if case not in rows]
+    assert not missing, f"README's bad-input table lacks: {missing}"
