@@ -53,6 +53,7 @@ def bad_model_file(tmp_path):
 
 
 # (README row, call, exception or None, message pattern or a check of the result)
+# fmt: off
 RAISES = [
     ("image with 1 dimension", lambda: extract_patches(np.zeros(10), 3), ValueError, r"image must have shape"),
     ("image with 4 dimensions", lambda: extract_patches(np.zeros((9, 9, 3, 2)), 3), ValueError, r"image must have"),
@@ -106,6 +107,7 @@ HANDLED = [
     ("integer X", lambda: fit(np.arange(40).reshape(10, 4)), lambda model: model.D_.dtype == np.float64),
     ("array of another library given to a fitted model", lambda: fitted().transform(xps.asarray(X)), lambda out: isinstance(out, np.ndarray) and out.shape == (60, 6)),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(("case", "call", "error", "message"), RAISES, ids=[row[0] for row in RAISES])
