@@ -140,8 +140,9 @@ class FistaResult:
     """Outcome of :func:`fista`.
 
     ``smooth[k]`` and ``penalty[k]`` are ``f`` and ``g`` at the iterate kept
-    after iteration ``k`` (``k = 0`` is the starting point), so
-    ``smooth[k] + penalty[k]`` never increases.
+    after iteration ``k`` (``k = 0`` is the starting point). The objective of
+    every block never increases; the totals, summed over blocks, never
+    increase up to the rounding of that sum (a few ulps).
     """
 
     x: Array
