@@ -34,6 +34,16 @@ lint: setup
 test: lint book
 	$(BIN)/python -m pytest
 
+# make bench        the benchmark suite (bench/README.md): table, bench/results/latest.{json,md} and plots;
+#                   options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--stride1 --threads 1"
+# make bench-smoke  the same at tiny sizes in under a minute, into bench/results/smoke
+.PHONY: bench bench-smoke
+bench: setup
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-smoke: setup
+	$(BIN)/python -m bench --smoke $(BENCH_ARGS)
+
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
