@@ -94,7 +94,8 @@ def psnr(reference, estimate, data_range=1.0):
     mse = float(xp.mean(error * error))
     if mse == 0.0:
         return math.inf
-    return 10.0 * math.log10(data_range * data_range / mse)
+    # As a difference of logarithms: r²/MSE overflows for a tiny MSE.
+    return 20.0 * math.log10(data_range) - 10.0 * math.log10(mse)
 
 
 @dataclass(frozen=True)
