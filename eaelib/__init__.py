@@ -18,9 +18,10 @@ from .analysis import (
     encoder_dictionary_distance,
     psnr,
 )
+from .denoising import LinearPatchFilter, add_noise, centered_patches, dct_dictionary, denoise
 from .estimator import EnergyAutoEncoder
 from .fista import FistaResult, L1Penalty, Quadratic, UnitColumns, fista, project_columns, soft_threshold
-from .graph import GraphLaplacian
+from .graph import GraphLaplacian, knn_laplacian, neighbour_code_distance
 from .image import as_gray, load_image
 from .learning import (
     DivergenceError,
@@ -56,14 +57,19 @@ __all__ = [
     "InnerTrace",
     "L1Penalty",
     "LearningResult",
+    "LinearPatchFilter",
     "Quadratic",
     "UnitColumns",
+    "add_noise",
     "as_gray",
     "atom_coherence",
+    "centered_patches",
     "code_problem",
     "code_sparsity",
     "constraint_violation",
+    "dct_dictionary",
     "dead_atoms",
+    "denoise",
     "dictionary_problem",
     "encoder_dataset",
     "encoder_dictionary_cosines",
@@ -73,10 +79,12 @@ __all__ = [
     "extract_patches",
     "fista",
     "initialize",
+    "knn_laplacian",
     "learn",
     "load_image",
     "load_model",
     "match_atoms",
+    "neighbour_code_distance",
     "original",
     "patch_grid",
     "project_columns",

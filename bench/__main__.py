@@ -1,0 +1,5 @@
+"""``python -m bench``: run the benchmark suite."""
+
+from .runner import main
+
+main()

@@ -1,0 +1,120 @@
+"""Settings of one benchmark run: the full run, the smoke run, and the command-line overrides."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from .workload import FULL_SIZES, N_ATOMS, SMOKE_SIZES, STRIDE1_SIZE
+
+COMPARISONS = ("original", "sklearn", "hardware", "inference", "scaling")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that sizes a run; recorded in the results.
+
+    Parameters
+    ----------
+    sizes : tuple of Size
+        Problem sizes of the comparisons 1, 2 and 4.
+    hardware_sizes : tuple of Size
+        Sizes of the Z-step comparison (3).
+    scaling_sizes : tuple of Size
+        Sizes of the scaling comparison (5), each run in its own process.
+    comparisons : tuple of str
+        Which of :data:`COMPARISONS` to run.
+    n_atoms : int
+        Atoms ``m``.
+    repeats : int
+        Runs behind every median of eaelib and of the GEMM.
+    reference_repeats : int
+        Runs behind the medians of the slow references (the original
+        approach, scikit-learn, the exact transform).
+    threads : int, optional
+        BLAS/OpenMP threads (threadpoolctl); None leaves the libraries' default.
+    original_outer, original_maxit : int
+        The original approach's outer iterations and pyunlocbox ``maxit``.
+    original_budget : float
+        Seconds after which the original approach stops at the end of its
+        current outer iteration; the comparison is then at the energy it reached.
+    sklearn_max_iter : int
+        Most DictionaryLearning iterations.
+    sklearn_budget : float
+        Seconds after which DictionaryLearning stops at the end of its current iteration.
+    minibatch_max_iter : int
+        MiniBatchDictionaryLearning epochs (scikit-learn's early stopping usually ends it sooner).
+    eaelib_patience : float
+        eaelib gives up on an energy after this many times the reference's time
+        (the ratio is then reported as an upper bound).
+    eaelib_max_outer : int
+        Most outer iterations of eaelib while it runs to an energy.
+    zstep_iters : int
+        FISTA iterations timed per Z-step measurement.
+    inference_fit_outer : int
+        Outer iterations of the model fitted for the inference comparison.
+    scaling_outer : int
+        Outer iterations timed per size in the scaling comparison.
+    """
+
+    sizes: tuple = FULL_SIZES
+    hardware_sizes: tuple = FULL_SIZES
+    scaling_sizes: tuple = FULL_SIZES
+    comparisons: tuple = COMPARISONS
+    n_atoms: int = N_ATOMS
+    repeats: int = 3
+    reference_repeats: int = 1
+    threads: int | None = None
+    original_outer: int = 20
+    original_maxit: int = 200
+    original_budget: float = 180.0
+    sklearn_max_iter: int = 20
+    sklearn_budget: float = 60.0
+    minibatch_max_iter: int = 1000
+    eaelib_patience: float = 2.0
+    eaelib_max_outer: int = 1000
+    zstep_iters: int = 30
+    inference_fit_outer: int = 20
+    scaling_outer: int = 3
+    smoke: bool = False
+
+    def as_dict(self):
+        """JSON-ready settings (sizes as their labels and strides)."""
+        settings = asdict(self)
+        for key in ("sizes", "hardware_sizes", "scaling_sizes"):
+            settings[key] = [asdict(size) for size in getattr(self, key)]
+        return settings
+
+
+#: The smoke run: tiny sizes and few iterations, so that every code path runs in well under a minute.
+SMOKE = Config(
+    sizes=SMOKE_SIZES,
+    hardware_sizes=SMOKE_SIZES,
+    scaling_sizes=SMOKE_SIZES,
+    repeats=2,
+    reference_repeats=1,
+    original_outer=3,
+    original_maxit=50,
+    original_budget=10.0,
+    sklearn_max_iter=2,
+    sklearn_budget=10.0,
+    minibatch_max_iter=1,
+    eaelib_patience=2.0,
+    eaelib_max_outer=100,
+    zstep_iters=5,
+    threads=1,  # tiny products gain nothing from threads, and one thread keeps a shared machine from stalling it
+    inference_fit_outer=3,
+    scaling_outer=2,
+    smoke=True,
+)
+
+
+def make_config(smoke=False, stride1=False, **overrides):
+    """The full or smoke configuration, with stride 1 added to comparisons 3 and 5 and overrides applied."""
+    config = SMOKE if smoke else Config()
+    if stride1:
+        config = replace(
+            config,
+            hardware_sizes=(*config.hardware_sizes, STRIDE1_SIZE),
+            scaling_sizes=(*config.scaling_sizes, STRIDE1_SIZE),
+        )
+    return replace(config, **{key: value for key, value in overrides.items() if value is not None})
