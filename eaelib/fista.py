@@ -68,12 +68,6 @@ class Quadratic:
         xp = get_namespace(x)
         return float(xp.sum(self.values(x, ax)))
 
-    def columns(self, start, stop):
-        """The problem restricted to columns ``start:stop`` (separable problems only)."""
-        if not self.separable:
-            raise ValueError("only a separable problem splits into columns")
-        return Quadratic(self.apply, self.b[:, start:stop], self.c[start:stop], self.lipschitz, True)
-
     def take(self, indices):
         """The problem restricted to the columns ``indices`` (separable problems only)."""
         if not self.separable:
@@ -156,7 +150,7 @@ class FistaResult:
         return [s + p for s, p in zip(self.smooth, self.penalty, strict=True)]
 
 
-def fista(f, g, x0, *, rtol=1e-6, max_iter=100, patience=3, chunk_size=None):
+def fista(f, g, x0, *, rtol=1e-6, max_iter=100, patience=3):
     """Minimize ``f(x) + g(x)`` by monotone FISTA, starting from ``x0``.
 
     Parameters
@@ -178,37 +172,11 @@ def fista(f, g, x0, *, rtol=1e-6, max_iter=100, patience=3, chunk_size=None):
     patience : int
         How many small steps in a row mean convergence. FISTA's objective can
         stall for a step while the iterates still move, so one is not enough.
-    chunk_size : int, optional
-        For a separable problem, solve this many columns at a time. Each
-        chunk's arrays then stay in the CPU cache, and a chunk stops as soon
-        as its own columns have converged; the result is the same.
-
     Returns
     -------
     FistaResult
     """
-    n_columns = x0.shape[1] if x0.ndim == 2 else 0
-    if f.separable and chunk_size is not None and n_columns > chunk_size:
-        return _fista_in_chunks(f, g, x0, chunk_size, rtol=rtol, max_iter=max_iter, patience=patience)
     return _fista(f, g, x0, rtol=rtol, max_iter=max_iter, patience=patience)
-
-
-def _fista_in_chunks(f, g, x0, chunk_size, **options):
-    """:func:`fista` on column chunks of a separable problem, histories summed over the chunks."""
-    xp = get_namespace(x0)
-    parts = [
-        _fista(f.columns(start, start + chunk_size), g, x0[:, start : start + chunk_size], **options)
-        for start in range(0, x0.shape[1], chunk_size)
-    ]
-    n_iter = max(part.n_iter for part in parts)
-
-    def total(name):
-        # A finished chunk keeps its last value in the later iterations.
-        histories = [getattr(part, name) for part in parts]
-        return [math.fsum(h[min(k, len(h) - 1)] for h in histories) for k in range(n_iter + 1)]
-
-    x = xp.concat([part.x for part in parts], axis=1)
-    return FistaResult(x, n_iter, all(part.converged for part in parts), total("smooth"), total("penalty"))
 
 
 def _fista(f, g, x0, *, rtol, max_iter, patience):

@@ -215,21 +215,6 @@ def test_strict_patches_fill():
 # -- CuPy (only where a CUDA device is present) ----------------------------------
 
 
-@pytest.fixture(scope="module")
-def cupy():
-    try:
-        import cupy
-    except Exception as exc:  # not installed, or its CUDA libraries are missing
-        pytest.skip(f"CuPy tests need CuPy and a CUDA device: cannot import cupy ({exc!r})")
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:
-        pytest.skip(f"CuPy tests need a CUDA device: cupy.cuda.runtime.getDeviceCount() failed ({exc!r})")
-    if count == 0:
-        pytest.skip("CuPy tests need a CUDA device: cupy.cuda.runtime.getDeviceCount() == 0")
-    return cupy
-
-
 # GPU reductions sum in another order than NumPy: rounding differs, so the tolerance is looser.
 CUPY_RTOL = {"float64": 1e-7, "float32": 1e-3}
 

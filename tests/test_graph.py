@@ -354,21 +354,6 @@ def test_neighbour_code_distance_on_array_api_strict():
     assert neighbour_code_distance(xps.asarray(Z), xps.asarray(L.toarray())) == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.fixture(scope="module")
-def cupy():
-    try:
-        import cupy
-    except Exception as exc:  # not installed, or its CUDA libraries are missing
-        pytest.skip(f"CuPy tests need CuPy and a CUDA device: cannot import cupy ({exc!r})")
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:
-        pytest.skip(f"CuPy tests need a CUDA device: cupy.cuda.runtime.getDeviceCount() failed ({exc!r})")
-    if count == 0:
-        pytest.skip("CuPy tests need a CUDA device: cupy.cuda.runtime.getDeviceCount() == 0")
-    return cupy
-
-
 @pytest.mark.parametrize("normalized", [False, True])
 @pytest.mark.parametrize("symmetrize", ["union", "mutual"])
 def test_cupy_input_gives_a_cupyx_laplacian_equal_to_numpy(cupy, normalized, symmetrize):
