@@ -1,9 +1,11 @@
 # Entry points, each self-installing into .venv:
 #   make book    execute every chapter (book/*.ipynb) and build the book into _build/html;
 #                any Sphinx warning fails the build
-#   make learn   learn from data/barbara.png with the defaults, writing out/barbara
+#   make learn   learn from the bundled Barbara image with the defaults, writing out/barbara
 #   make test    lint, format check, the book, then every test: the library's, each notebook
 #                under nbval, and the built book opened in headless Chromium
+#   make test-library   the library's tests alone (tests/, without the built book's)
+#   make explore        the library's tests with fresh hypothesis examples (see tests/conftest.py)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,21 +13,24 @@ STAMP := $(VENV)/.installed
 # --all: re-read every chapter, so that a build always executes them against the current eaelib.
 BOOK_FLAGS ?= --all
 
-.PHONY: setup book learn test lint format strip-notebooks clean
+.PHONY: setup book learn test test-library explore lint format strip-notebooks clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+# eaelib (editable) with its test extra: everything the book, the notebooks and the tests use, and the
+# tools (pytest, ruff, setuptools for the wheel test). Binder installs requirements.txt instead: what
+# readers need to run the chapters, no tooling.
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
 book: setup
 	$(BIN)/jupyter-book build . --path-output . --warningiserror --keep-going $(BOOK_FLAGS)
 
 learn: setup
-	$(BIN)/python -m eaelib learn data/barbara.png --out out/barbara
+	$(BIN)/python -m eaelib learn barbara --out out/barbara
 
 lint: setup
 	$(BIN)/ruff check .
@@ -33,6 +38,14 @@ lint: setup
 
 test: lint book
 	$(BIN)/python -m pytest
+
+test-library: setup
+	$(BIN)/python -m pytest tests --ignore=tests/test_book.py
+
+# Property tests with fresh random examples, unlike the repeatable default; a failure is saved in
+# .hypothesis/ and replayed by the next `make explore` until it passes.
+explore: setup
+	$(BIN)/python -m pytest tests --ignore=tests/test_book.py --hypothesis-profile=explore $(PYTEST_ARGS)
 
 # make bench        the benchmark suite (bench/README.md): table, bench/results/latest.{json,md} and plots;
 #                   options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--stride1 --threads 1"

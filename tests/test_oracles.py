@@ -30,7 +30,7 @@ TIGHT = {"rtol": 0.0, "max_iter": 5000}
 ORACLE_MAXIT = 3000  # pyunlocbox
 AGREE = 1e-6  # relative agreement with the oracles, minimizer and objective
 
-examples = settings(max_examples=20, deadline=None, derandomize=True)
+examples = settings(max_examples=20, deadline=None)
 
 seeds = st.integers(0, 2**32 - 2)
 dims = st.integers(1, 6)
@@ -370,7 +370,7 @@ def problems(seed, n, m, N, lambda_d, lambda_e):
 big_lambdas = st.floats(0.01, 100.0)
 
 
-@settings(max_examples=30, deadline=None, derandomize=True)
+@settings(max_examples=30, deadline=None)
 @given(seed=seeds, n=dims, m=dims, N=st.integers(1, 8), lambda_d=big_lambdas, lambda_e=big_lambdas)
 def test_quadratic_value_is_the_energy(seed, n, m, N, lambda_d, lambda_e):
     rng = np.random.default_rng(seed + 1)
@@ -384,7 +384,7 @@ def test_quadratic_value_is_the_energy(seed, n, m, N, lambda_d, lambda_e):
             assert np.isclose(np.sum((f.apply(x) - f.b) * v), fd, rtol=1e-7, atol=1e-9 * direct), name
 
 
-@settings(max_examples=30, deadline=None, derandomize=True)
+@settings(max_examples=30, deadline=None)
 @given(
     seed=seeds,
     n=st.integers(1, 4),

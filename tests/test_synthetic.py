@@ -21,7 +21,7 @@ import eaelib
 # to about κ√eps. Over 300 seeds: least squares within 1.6e-7 of lstsq, encoders within 7e-8.
 TIGHT = {"rtol": 0.0, "max_iter": 5000}
 
-examples = settings(max_examples=10, deadline=None, derandomize=True)
+examples = settings(max_examples=10, deadline=None)
 seeds = st.integers(0, 2**32 - 1)
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import eaelib
 from eaelib.synthetic import encoder_dataset, match_atoms, sparse_dataset
 
-fast = settings(max_examples=25, deadline=None, derandomize=True)
+fast = settings(max_examples=25, deadline=None)
 
 
 # ------------------------------------------------------------------------------ generators
