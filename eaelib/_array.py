@@ -79,6 +79,24 @@ def from_numpy(xp, x, dtype=None, device=None):
     return xp.asarray(x, device=device)
 
 
+def to_namespace(x, xp, *, dtype=None, device=None):
+    """``x`` as an array of namespace ``xp``, of ``dtype`` and on ``device`` where given.
+
+    The one conversion between array libraries: an array already in ``xp``
+    (and on ``device``) is returned as is, or cast; any other goes through
+    NumPy (``to_numpy``, then ``from_numpy``), the common ground of NumPy,
+    CuPy and array-api-strict.
+    """
+    if array_api_compat.is_array_api_obj(x) and get_namespace(x) is xp:
+        if device is not None and array_api_compat.device(x) != device:
+            x = array_api_compat.to_device(x, device)
+    else:
+        x = from_numpy(xp, to_numpy(x), device=device)
+    if dtype is not None and x.dtype != dtype:
+        x = xp.astype(x, dtype)
+    return x
+
+
 def inner(xp, a, b):
     """Frobenius inner product ⟨a, b⟩ as a Python float (one BLAS dot on NumPy)."""
     return float(xp.reshape(a, (-1,)) @ xp.reshape(b, (-1,)))

@@ -7,15 +7,33 @@ import numbers
 import array_api_compat
 import numpy as np
 
-from ._array import backend_namespace, from_numpy, get_namespace, resolve_dtype, to_numpy
+from ._array import backend_namespace, get_namespace, resolve_dtype, to_namespace
 
 
-def check_array(x, *, name="X", ndim=2, xp=None, dtype=None, min_samples=1, shape_hint="(n_samples, n_features)"):
+def check_random_state(random_state, name="random_state"):
+    """The ``numpy.random.Generator`` for ``random_state``: None, a seed or a Generator.
+
+    ``None`` draws fresh entropy from the operating system; an integer ≥ 0
+    seeds a new generator, so the same seed always gives the same numbers; a
+    Generator is returned as is (and advanced by its use).
+    """
+    if random_state is None or isinstance(random_state, np.random.Generator):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool) and random_state >= 0:
+        return np.random.default_rng(int(random_state))
+    raise ValueError(f"{name} must be None, an integer ≥ 0 or a numpy.random.Generator, got {random_state!r}")
+
+
+def check_array(
+    x, *, name="X", ndim=2, xp=None, device=None, dtype=None, min_samples=1, shape_hint="(n_samples, n_features)"
+):
     """Return ``(xp, array)``: ``x`` as a finite floating array of namespace ``xp``.
 
     ``x`` may be any supported array, or anything NumPy turns into a numeric
-    array (lists, pandas frames). ``xp=None`` keeps the namespace of ``x``;
-    ``dtype=None`` keeps a floating dtype and turns others into float64.
+    array (lists, pandas frames). ``xp=None`` keeps the namespace of ``x``,
+    and an ``x`` of another namespace is converted to ``xp`` (on ``device``
+    where given: that of a fitted model); ``dtype=None`` keeps a floating
+    dtype and turns others into float64.
     """
     if type(x).__module__.startswith(("scipy.sparse", "cupyx.scipy.sparse")):
         raise TypeError(
@@ -39,8 +57,8 @@ def check_array(x, *, name="X", ndim=2, xp=None, dtype=None, min_samples=1, shap
         source_xp = get_namespace(x)
     if xp is None:
         xp = source_xp
-    elif xp is not source_xp:
-        x = from_numpy(xp, to_numpy(x))
+    if xp is not source_xp or device is not None:
+        x = to_namespace(x, xp, device=device)
     if x.ndim != ndim:
         hint = ""
         if ndim == 2 and x.ndim == 1 and "n_features" in shape_hint:

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from ._array import from_numpy, get_namespace, resolve_dtype, to_numpy
-from ._validation import check_array, check_scalar
+from ._array import from_numpy, get_namespace, resolve_dtype, to_namespace
+from ._validation import check_array, check_random_state, check_scalar
 from .patches import extract_patches, reconstruct_from_patches
 
 
@@ -54,8 +54,7 @@ def add_noise(image, sigma, random_state=None):
     if ndim == 0:
         raise ValueError("image must be an array with at least one dimension, got a scalar")
     xp, image = check_array(image, name="image", ndim=ndim, min_samples=0, shape_hint="(height, width)")
-    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
-    noise = rng.standard_normal(tuple(image.shape))
+    noise = check_random_state(random_state).standard_normal(tuple(image.shape))
     return image + sigma * from_numpy(xp, noise, dtype=image.dtype, device=image.device)
 
 
@@ -201,7 +200,6 @@ def denoise(image, model, patch_size=8, stride=1, *, method=None, timings=None, 
     patch_size = check_scalar(patch_size, "patch_size", kind="int", low=1)
     stride = check_scalar(stride, "stride", kind="int", low=1)
     patches, means = centered_patches(image, patch_size, stride)
-    xp = get_namespace(patches)
     image_shape = tuple(int(s) for s in getattr(image, "shape", np.shape(image)))[:2]
     if method is not None:
         transform_params["method"] = method
@@ -209,11 +207,8 @@ def denoise(image, model, patch_size=8, stride=1, *, method=None, timings=None, 
     codes = model.transform(patches, **transform_params)
     middle = time.perf_counter()
     rebuilt = model.inverse_transform(codes)
-    rxp = get_namespace(rebuilt)
-    if rxp is xp:
-        rebuilt = rebuilt + xp.astype(means, rebuilt.dtype)
-    else:  # a model on another array library (a CuPy model given a NumPy image)
-        rebuilt = rebuilt + from_numpy(rxp, to_numpy(means), dtype=rebuilt.dtype, device=rebuilt.device)
+    # The model may compute on another array library (a CuPy model given a NumPy image).
+    rebuilt = rebuilt + to_namespace(means, get_namespace(rebuilt), dtype=rebuilt.dtype, device=rebuilt.device)
     result = reconstruct_from_patches(rebuilt, image_shape, patch_size, stride)
     if timings is not None:
         timings["coding"] = middle - start

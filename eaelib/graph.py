@@ -7,7 +7,7 @@ import math
 import array_api_compat
 import numpy as np
 
-from ._array import dtype_name, from_numpy, get_namespace, to_numpy
+from ._array import dtype_name, from_numpy, get_namespace, to_namespace
 from ._validation import check_array, check_scalar
 
 
@@ -46,9 +46,9 @@ class GraphLaplacian:
         self.sparse = _is_sparse(matrix)
         if xp is not None:  # the namespace (and device) of the codes it multiplies
             if self.sparse and get_namespace(matrix.data) is not xp:
-                matrix, self.sparse = from_numpy(xp, to_numpy(matrix.toarray()), device=device), False
-            elif not self.sparse and get_namespace(matrix) is not xp:
-                matrix = from_numpy(xp, to_numpy(matrix), device=device)
+                matrix, self.sparse = to_namespace(matrix.toarray(), xp, device=device), False
+            elif not self.sparse:
+                matrix = to_namespace(matrix, xp, device=device)
         if dtype is not None:
             matrix = matrix.astype(dtype_name(dtype)) if self.sparse else get_namespace(matrix).astype(matrix, dtype)
         self.matrix = matrix
@@ -336,9 +336,9 @@ def neighbour_code_distance(Z, laplacian):
         mask = (index[:, None] < index[None, :]) & (laplacian != 0)
         rows, cols = lxp.nonzero(mask)
         values = lxp.take(lxp.reshape(laplacian, (-1,)), rows * N + cols)
-    if get_namespace(values) is not xp:  # the graph's library differs from the codes'
-        device = array_api_compat.device(Z)
-        rows, cols, values = (from_numpy(xp, to_numpy(a), device=device) for a in (rows, cols, values))
+    # The graph's library may differ from the codes': bring the edges to the codes'.
+    device = array_api_compat.device(Z)
+    rows, cols, values = (to_namespace(a, xp, device=device) for a in (rows, cols, values))
     if values.shape[0] == 0:
         raise ValueError("the graph has no edge: laplacian has no non-zero off-diagonal entry")
     if bool(xp.any(values > 0)):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ._array import from_numpy, get_namespace, largest_eigenvalue, to_numpy
+from ._validation import check_random_state
 from .fista import fista, project_columns
 from .subproblems import code_problem, dictionary_problem, encoder_problem, energy_terms
 
@@ -74,7 +75,7 @@ def initialize(X, n_atoms, random_state=None):
     Z, D, E : arrays of shapes (m, N), (n, m) and (m, n)
     """
     xp = get_namespace(X)
-    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+    rng = check_random_state(random_state)
     D = from_numpy(xp, rng.standard_normal((X.shape[0], n_atoms)), dtype=X.dtype, device=X.device)
     D = project_columns(D / xp.linalg.vector_norm(D, axis=0, keepdims=True))
     Z = xp.zeros((n_atoms, X.shape[1]), dtype=X.dtype, device=X.device)

@@ -21,15 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._array import to_numpy
-from ._validation import check_scalar
+from ._validation import check_random_state, check_scalar
 
 MATCH_METHODS = ("hungarian", "greedy")
-
-
-def _rng(random_state):
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    return np.random.default_rng(random_state)
 
 
 def _sizes(**sizes):
@@ -75,7 +69,7 @@ def sparse_dataset(n, m, N, density=0.1, random_state=None, *, noise=0.0):
     n, m, N = _sizes(n=n, m=m, N=N)
     density = check_scalar(density, "density", low=0.0, low_inclusive=False, high=1.0)
     noise = check_scalar(noise, "noise", low=0.0)
-    rng = _rng(random_state)
+    rng = check_random_state(random_state)
     D = rng.standard_normal((n, m))
     D /= np.linalg.norm(D, axis=0)
     k = max(1, round(density * m))
@@ -125,7 +119,7 @@ def encoder_dataset(n, m, N, random_state=None, *, max_norm=0.9):
     """
     n, m, N = _sizes(n=n, m=m, N=N)
     max_norm = check_scalar(max_norm, "max_norm", low=0.0, low_inclusive=False)
-    rng = _rng(random_state)
+    rng = check_random_state(random_state)
     E = rng.standard_normal((m, n))
     E *= rng.uniform(max_norm / 2, max_norm, n) / np.linalg.norm(E, axis=0)
     X = rng.standard_normal((n, N))
