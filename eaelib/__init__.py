@@ -9,92 +9,103 @@ with the columns of ``D`` and ``E`` in the unit ℓ2 ball. The estimator
 :class:`EnergyAutoEncoder` takes samples as rows, like scikit-learn.
 """
 
-from . import original  # the 2015 notebook's procedures, defects included (errata)
-from .analysis import (
-    CodeSparsity,
-    atom_coherence,
-    code_sparsity,
-    encoder_dictionary_cosines,
-    encoder_dictionary_distance,
-    psnr,
-)
-from .denoising import LinearPatchFilter, add_noise, centered_patches, dct_dictionary, denoise
-from .estimator import EnergyAutoEncoder
-from .fista import FistaResult, L1Penalty, Quadratic, UnitColumns, fista, project_columns, soft_threshold
-from .graph import GraphLaplacian, knn_laplacian, neighbour_code_distance
-from .image import as_gray, load_image
-from .learning import (
-    DivergenceError,
-    InnerTrace,
-    LearningResult,
-    dead_atoms,
-    initialize,
-    learn,
-    reinitialize_dead_atoms,
-)
-from .model_io import load_model, save_model
-from .patches import extract_patches, patch_grid, reconstruct_from_patches
-from .subproblems import (
-    code_problem,
-    constraint_violation,
-    dictionary_problem,
-    encoder_problem,
-    energy_terms,
-    solve_codes,
-    solve_dictionary,
-    solve_encoder,
-)
-from .synthetic import encoder_dataset, match_atoms, sparse_dataset
+import importlib
+import importlib.util
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
-__all__ = [
-    "CodeSparsity",
-    "DivergenceError",
-    "EnergyAutoEncoder",
-    "FistaResult",
-    "GraphLaplacian",
-    "InnerTrace",
-    "L1Penalty",
-    "LearningResult",
-    "LinearPatchFilter",
-    "Quadratic",
-    "UnitColumns",
-    "add_noise",
-    "as_gray",
-    "atom_coherence",
-    "centered_patches",
-    "code_problem",
-    "code_sparsity",
-    "constraint_violation",
-    "dct_dictionary",
-    "dead_atoms",
-    "denoise",
-    "dictionary_problem",
-    "encoder_dataset",
-    "encoder_dictionary_cosines",
-    "encoder_dictionary_distance",
-    "encoder_problem",
-    "energy_terms",
-    "extract_patches",
-    "fista",
-    "initialize",
-    "knn_laplacian",
-    "learn",
-    "load_image",
-    "load_model",
-    "match_atoms",
-    "neighbour_code_distance",
-    "original",
-    "patch_grid",
-    "project_columns",
-    "psnr",
-    "reconstruct_from_patches",
-    "reinitialize_dead_atoms",
-    "save_model",
-    "soft_threshold",
-    "solve_codes",
-    "solve_dictionary",
-    "solve_encoder",
-    "sparse_dataset",
-]
+# The function fista shares its name with the module eaelib.fista, and importing a submodule binds its
+# name in the package the first time: bound here, eagerly, the name is the function for good.
+from .fista import fista as fista
+
+# Every public name and the module that defines it. They are imported on first use (PEP 562), so that
+# `import eaelib` stays light and a copy of part of the package (the core: fista, subproblems, learning,
+# estimator, patches) works without the modules it leaves out.
+_EXPORTS = {
+    # analysis.py
+    "CodeSparsity": "analysis",
+    "atom_coherence": "analysis",
+    "code_sparsity": "analysis",
+    "encoder_dictionary_cosines": "analysis",
+    "encoder_dictionary_distance": "analysis",
+    "psnr": "analysis",
+    # denoising.py
+    "LinearPatchFilter": "denoising",
+    "add_noise": "denoising",
+    "centered_patches": "denoising",
+    "dct_dictionary": "denoising",
+    "denoise": "denoising",
+    # estimator.py
+    "EnergyAutoEncoder": "estimator",
+    "load_model": "estimator",
+    "save_model": "estimator",
+    # fista.py
+    "FistaResult": "fista",
+    "L1Penalty": "fista",
+    "Quadratic": "fista",
+    "UnitColumns": "fista",
+    "project_columns": "fista",
+    "soft_threshold": "fista",
+    # graph.py
+    "GraphLaplacian": "graph",
+    "knn_laplacian": "graph",
+    "neighbour_code_distance": "graph",
+    # image.py
+    "as_gray": "image",
+    "load_image": "image",
+    # learning.py
+    "DivergenceError": "learning",
+    "InnerTrace": "learning",
+    "LearningResult": "learning",
+    "dead_atoms": "learning",
+    "initialize": "learning",
+    "learn": "learning",
+    "reinitialize_dead_atoms": "learning",
+    # patches.py
+    "extract_patches": "patches",
+    "patch_grid": "patches",
+    "reconstruct_from_patches": "patches",
+    # subproblems.py
+    "code_problem": "subproblems",
+    "constraint_violation": "subproblems",
+    "dictionary_problem": "subproblems",
+    "encoder_problem": "subproblems",
+    "energy_terms": "subproblems",
+    "solve_codes": "subproblems",
+    "solve_dictionary": "subproblems",
+    "solve_encoder": "subproblems",
+    # synthetic.py
+    "encoder_dataset": "synthetic",
+    "match_atoms": "synthetic",
+    "sparse_dataset": "synthetic",
+}
+# Submodules that are public names themselves.
+_SUBMODULES = ("original",)  # the 2015 notebook's procedures, defects included (errata)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        module_name = _EXPORTS[name]
+    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        module_name = name  # a submodule: eaelib.image, eaelib.plot, … as after an eager import
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        module = importlib.import_module(f".{module_name}", __name__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{module_name}":
+            raise
+        raise ImportError(
+            f"{__name__}.{name} is defined in {module_name}.py, which this copy of {__name__} lacks: "
+            f"copy {module_name}.py into {__path__[0]} too"
+        ) from exc
+    value = module if module_name == name else getattr(module, name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+__all__ = sorted(["fista", *_EXPORTS, *_SUBMODULES])

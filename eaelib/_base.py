@@ -10,7 +10,7 @@ import inspect
 
 try:
     from sklearn.base import BaseEstimator, TransformerMixin
-    from sklearn.exceptions import ConvergenceWarning, NotFittedError
+    from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
 
     HAVE_SKLEARN = True
 except ImportError:
@@ -21,6 +21,9 @@ except ImportError:
 
     class ConvergenceWarning(UserWarning):
         """Issued when fitting stopped before convergence."""
+
+    class DataConversionWarning(UserWarning):
+        """Issued when the data are converted in a way the user may not expect."""
 
     class BaseEstimator:
         """``get_params``/``set_params`` from the ``__init__`` signature, as in scikit-learn."""
@@ -52,4 +55,11 @@ except ImportError:
             return self.fit(X, y, **fit_params).transform(X)
 
 
-__all__ = ["HAVE_SKLEARN", "BaseEstimator", "ConvergenceWarning", "NotFittedError", "TransformerMixin"]
+__all__ = [
+    "HAVE_SKLEARN",
+    "BaseEstimator",
+    "ConvergenceWarning",
+    "DataConversionWarning",
+    "NotFittedError",
+    "TransformerMixin",
+]

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import numbers
+import textwrap
+from dataclasses import MISSING, dataclass, field, fields
 
 import array_api_compat
 import numpy as np
 
-from ._array import backend_namespace, get_namespace, resolve_dtype, to_namespace
+from ._array import DTYPES, backend_namespace, dtype_name, get_namespace, resolve_dtype, to_namespace
+
+#: Key of a parameter's :class:`ParamSpec` in its dataclass field's metadata.
+PARAM_SPEC = "eaelib"
+#: ``ParamSpec.cli_default`` when the command line's default is the estimator's.
+AS_ESTIMATOR = "as the estimator"
 
 
 def check_random_state(random_state, name="random_state"):
@@ -115,3 +122,98 @@ def check_scalar(value, name, *, kind="real", low=None, low_inclusive=True, high
             bounds += f"{' and' if bounds else ''} ≤ {high}"
         raise ValueError(f"{name} must be {expected}{bounds}, got {value!r}")
     return int(value) if kind == "int" else float(value)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """What a hyper-parameter accepts, what it means and how the command line offers it.
+
+    Attached to the estimator's parameters by :func:`param`, it drives both the
+    estimator's validation (:meth:`check`) and the command line's options.
+
+    Parameters
+    ----------
+    kind : {"int", "real", "bool", "choice", "dtype", "random_state", "callable"}
+    help : str
+        One sentence, for the docstring and ``--help``.
+    type_doc : str
+        The type as numpydoc writes it, e.g. ``"int"`` or ``"{'numpy', 'cupy'} or None"``.
+    low, high, low_inclusive
+        Bounds of an ``"int"`` or ``"real"`` parameter.
+    choices : tuple
+        The values of a ``"choice"`` parameter (None is accepted too when it is the default).
+    cli : str or None
+        The command line's option (``"--n-atoms"``), or None where the command line has none.
+    cli_metavar : str, optional
+    cli_default : optional
+        The command line's default where it differs from the estimator's (a fixed seed, a progress bar).
+    cli_help : str, optional
+        ``--help`` text where it differs from ``help``.
+    """
+
+    kind: str
+    help: str
+    type_doc: str
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+    choices: tuple = ()
+    cli: str | None = None
+    cli_metavar: str | None = None
+    cli_default: object = AS_ESTIMATOR
+    cli_help: str | None = None
+
+    def check(self, name, value, default=MISSING):
+        """``value`` if valid for parameter ``name``, normalized (ints and floats); ValueError otherwise."""
+        if self.kind in ("int", "real"):
+            return check_scalar(
+                value, name, kind=self.kind, low=self.low, low_inclusive=self.low_inclusive, high=self.high
+            )
+        if self.kind == "bool":
+            if isinstance(value, (bool, np.bool_)):
+                return bool(value)
+            raise ValueError(f"{name} must be True or False, got {value!r}")
+        if self.kind == "choice":
+            none_ok = default is None
+            if (value is None and none_ok) or (isinstance(value, str) and value in self.choices):
+                return value
+            raise ValueError(f"{name} must be one of {self.choices}{' or None' if none_ok else ''}, got {value!r}")
+        if self.kind == "dtype":
+            if value is not None and dtype_name(value) not in DTYPES:
+                raise ValueError(f"{name} must be one of {DTYPES} or None, got {value!r}")
+            return value
+        if self.kind == "random_state":
+            check_random_state(value, name)
+            return value
+        if self.kind == "callable":
+            if value is None or callable(value):
+                return value
+            raise ValueError(f"{name} must be callable or None, got {value!r}")
+        raise AssertionError(f"unknown parameter kind {self.kind!r}")
+
+
+def param(default, kind, help, type_doc, **spec):
+    """A dataclass field for an estimator parameter: its ``default`` and its :class:`ParamSpec`."""
+    return field(default=default, metadata={PARAM_SPEC: ParamSpec(kind, help, type_doc, **spec)})
+
+
+def param_specs(cls):
+    """``{name: (default, spec)}`` for the parameters of the dataclass estimator ``cls``, in declaration order."""
+    return {f.name: (f.default, f.metadata[PARAM_SPEC]) for f in fields(cls) if PARAM_SPEC in f.metadata}
+
+
+def check_params(estimator):
+    """Every parameter of ``estimator`` checked against its spec; returns ``{name: normalized value}``."""
+    return {
+        name: spec.check(name, getattr(estimator, name), default)
+        for name, (default, spec) in param_specs(type(estimator)).items()
+    }
+
+
+def numpydoc_parameters(cls, indent="    "):
+    """The "Parameters" entries of ``cls``'s docstring, from its parameter specs."""
+    lines = []
+    for name, (default, spec) in param_specs(cls).items():
+        lines.append(f"{indent}{name} : {spec.type_doc}, default={default!r}")
+        lines.extend(f"{indent}    {line}" for line in textwrap.wrap(spec.help, 80))
+    return "\n".join(lines)

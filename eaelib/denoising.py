@@ -16,7 +16,7 @@ import numpy as np
 
 from ._array import from_numpy, get_namespace, resolve_dtype, to_namespace
 from ._validation import check_array, check_random_state, check_scalar
-from .patches import extract_patches, reconstruct_from_patches
+from .patches import PatchLayout, reconstruct_from_patches
 
 
 def add_noise(image, sigma, random_state=None):
@@ -136,13 +136,21 @@ def centered_patches(image, patch_size=8, stride=1):
     >>> X[0].tolist(), means.ravel().tolist()
     ([-2.5, -1.5, 1.5, 2.5], [2.5, 4.5, 10.5, 12.5])
     """
-    patches = extract_patches(image, patch_size, stride)
-    xp = get_namespace(patches)
-    means = xp.mean(patches, axis=1, keepdims=True)
-    return patches - means, means
+    return PatchLayout(patch_size, stride, centered=True).extract(image)
 
 
-def denoise(image, model, patch_size=8, stride=1, *, method=None, timings=None, return_codes=False, **transform_params):
+def denoise(
+    image,
+    model,
+    patch_size=8,
+    stride=1,
+    *,
+    method=None,
+    center=True,
+    timings=None,
+    return_codes=False,
+    **transform_params,
+):
     """Denoise ``image`` by coding every patch with ``model`` and averaging the overlapping patches.
 
     Every ``patch_size × patch_size`` patch at a multiple of ``stride`` is taken and its mean removed
@@ -166,6 +174,9 @@ def denoise(image, model, patch_size=8, stride=1, *, method=None, timings=None, 
     method : str, optional
         Passed as ``transform(X, method=method)`` when given: ``"exact"`` or ``"encoder"`` for an
         :class:`~eaelib.EnergyAutoEncoder`.
+    center : bool, default=True
+        Remove each patch's mean before coding and add it back after, as the model was trained; False codes
+        the patches as they are, for a model learned from patches that were not centred.
     timings : dict, optional
         If given, receives the seconds spent in ``"coding"`` (``transform``) and in ``"reconstruction"``
         (``inverse_transform``, adding the means back and averaging), measured with :func:`time.perf_counter`.
@@ -199,7 +210,7 @@ def denoise(image, model, patch_size=8, stride=1, *, method=None, timings=None, 
     """
     patch_size = check_scalar(patch_size, "patch_size", kind="int", low=1)
     stride = check_scalar(stride, "stride", kind="int", low=1)
-    patches, means = centered_patches(image, patch_size, stride)
+    patches, means = PatchLayout(patch_size, stride, centered=bool(center)).extract(image)
     image_shape = tuple(int(s) for s in getattr(image, "shape", np.shape(image)))[:2]
     if method is not None:
         transform_params["method"] = method
@@ -207,8 +218,8 @@ def denoise(image, model, patch_size=8, stride=1, *, method=None, timings=None, 
     codes = model.transform(patches, **transform_params)
     middle = time.perf_counter()
     rebuilt = model.inverse_transform(codes)
-    # The model may compute on another array library (a CuPy model given a NumPy image).
-    rebuilt = rebuilt + to_namespace(means, get_namespace(rebuilt), dtype=rebuilt.dtype, device=rebuilt.device)
+    if means is not None:  # the model may compute on another array library (a CuPy model, a NumPy image)
+        rebuilt = rebuilt + to_namespace(means, get_namespace(rebuilt), dtype=rebuilt.dtype, device=rebuilt.device)
     result = reconstruct_from_patches(rebuilt, image_shape, patch_size, stride)
     if timings is not None:
         timings["coding"] = middle - start

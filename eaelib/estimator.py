@@ -1,20 +1,27 @@
-"""``EnergyAutoEncoder``: the scikit-learn-style estimator (samples are rows)."""
+"""``EnergyAutoEncoder``: the scikit-learn-style estimator (samples are rows), and its model files."""
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
+from dataclasses import KW_ONLY, dataclass, replace
 
-from ._array import backend_name, get_namespace
-from ._base import BaseEstimator, ConvergenceWarning, NotFittedError, TransformerMixin
-from ._validation import check_array, check_scalar, model_namespace
-from .graph import GraphLaplacian
+import numpy as np
+
+from ._array import BACKENDS, DTYPES, backend_name, get_namespace
+from ._base import BaseEstimator, ConvergenceWarning, DataConversionWarning, NotFittedError, TransformerMixin
+from ._validation import check_array, check_params, check_scalar, model_namespace, numpydoc_parameters, param
 from .learning import DivergenceError, dead_atoms, initialize, learn
 from .subproblems import energy_terms, solve_codes
 
 TRANSFORM_METHODS = ("exact", "encoder")
+WEIGHTS = ("lambda_d", "lambda_e", "lambda_s", "lambda_g")
 
 
+# The parameters are the dataclass fields below, each declared once with its default, what it accepts,
+# what it means and its command-line option (eaelib._validation.param): the one table behind __init__,
+# get_params, the validation in fit (_check_params), the "Parameters" section of the docstring and the
+# options of `eaelib learn`. A new parameter is one more field.
+@dataclass(eq=False, repr=False)
 class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     """Sparse coding with a learned dictionary ``D`` and a learned linear encoder ``E``.
 
@@ -29,37 +36,7 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_atoms : int, default=200
-        Number of atoms ``m`` (columns of ``D``).
-    lambda_d, lambda_e, lambda_s, lambda_g : float, default=10, 10, 1, 0
-        Weights of the reconstruction, encoder, sparsity and graph terms.
-    max_outer : int, default=20
-        Most alternating (outer) iterations.
-    max_inner : int, default=100
-        Most FISTA iterations per subproblem.
-    rtol : float, default=1e-3
-        Stop when an outer iteration lowers the energy by less than ``rtol`` times its value.
-    inner_rtol : float, default=1e-4
-        Same, for the objective of each subproblem within FISTA.
-    random_state : int, numpy.random.Generator or None
-        Seed of the dictionary's random initialization.
-    backend : {"numpy", "cupy", "array_api_strict"} or None
-        Array library to compute with; ``None`` follows the input.
-    dtype : {"float32", "float64"} or None
-        Floating type to compute with; ``None`` keeps a floating input's and
-        uses float64 otherwise.
-    progress : bool, default=False
-        Show a progress bar over outer iterations (needs tqdm).
-    warm_start : bool, default=False
-        Start :meth:`fit` from the fitted ``D_`` and ``E_`` (and, for data of
-        the same shape, the last codes) instead of a random initialization;
-        the histories then continue where they stopped when the data are the same.
-    reinit_dead_atoms : bool, default=False
-        After each Z-step, replace atoms that no code uses by the residuals of
-        the worst-reconstructed samples (this does not change the energy).
-    callback : callable, optional
-        Called as ``callback(iteration, terms)`` after each outer iteration
-        (``terms`` as in :meth:`energy`); returning ``True`` stops the fit.
+    {parameters}
 
     Attributes
     ----------
@@ -87,6 +64,18 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         Atoms that no training sample's code uses at the end of the fit.
     n_reinitialized_atoms_ : int
         Atoms replaced during the fit (``reinit_dead_atoms=True``).
+    patch_layout_ : PatchLayout or None
+        Only on a model read by :func:`load_model`: how its samples were cut
+        from an image, as stored in the file (None if the file has none).
+
+    Warns
+    -----
+    DataConversionWarning
+        When :meth:`fit` gets integer data: its values are used as they are,
+        and pixel values are usually meant to be scaled to [0, 1] first.
+    UserWarning
+        When :meth:`fit` gets more features than samples: the samples may be
+        columns (the book's orientation) where rows are expected.
 
     Notes
     -----
@@ -109,62 +98,117 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     True
     """
 
-    def __init__(
-        self,
-        n_atoms=200,
-        *,
-        lambda_d=10.0,
-        lambda_e=10.0,
-        lambda_s=1.0,
-        lambda_g=0.0,
-        max_outer=20,
-        max_inner=100,
-        rtol=1e-3,
-        inner_rtol=1e-4,
-        random_state=None,
-        backend=None,
-        dtype=None,
-        progress=False,
-        warm_start=False,
-        reinit_dead_atoms=False,
-        callback=None,
-    ):
-        self.n_atoms = n_atoms
-        self.lambda_d = lambda_d
-        self.lambda_e = lambda_e
-        self.lambda_s = lambda_s
-        self.lambda_g = lambda_g
-        self.max_outer = max_outer
-        self.max_inner = max_inner
-        self.rtol = rtol
-        self.inner_rtol = inner_rtol
-        self.random_state = random_state
-        self.backend = backend
-        self.dtype = dtype
-        self.progress = progress
-        self.warm_start = warm_start
-        self.reinit_dead_atoms = reinit_dead_atoms
-        self.callback = callback
+    n_atoms: int = param(
+        200, "int", "Number of atoms m (columns of D).", "int", low=1, cli="--n-atoms", cli_metavar="M"
+    )
+    _: KW_ONLY
+    lambda_d: float = param(
+        10.0, "real", "Weight λ_d of the reconstruction term.", "float", low=0.0, cli="--lambda-d", cli_metavar="W"
+    )
+    lambda_e: float = param(
+        10.0, "real", "Weight λ_e of the encoder term.", "float", low=0.0, cli="--lambda-e", cli_metavar="W"
+    )
+    lambda_s: float = param(
+        1.0, "real", "Weight λ_s of the sparsity term.", "float", low=0.0, cli="--lambda-s", cli_metavar="W"
+    )
+    lambda_g: float = param(
+        0.0, "real", "Weight λ_g of the graph term; > 0 needs fit(X, laplacian=L).", "float", low=0.0
+    )
+    max_outer: int = param(
+        20, "int", "Most alternating (outer) iterations.", "int", low=1, cli="--max-outer", cli_metavar="K"
+    )
+    max_inner: int = param(
+        100, "int", "Most FISTA iterations per subproblem.", "int", low=1, cli="--max-inner", cli_metavar="K"
+    )
+    rtol: float = param(
+        1e-3,
+        "real",
+        "Stop when an outer iteration lowers the energy by less than rtol times its value.",
+        "float",
+        low=0.0,
+        cli="--rtol",
+        cli_metavar="TOL",
+    )
+    inner_rtol: float = param(
+        1e-4,
+        "real",
+        "Same as rtol, for the objective of each subproblem within FISTA.",
+        "float",
+        low=0.0,
+        cli="--inner-rtol",
+        cli_metavar="TOL",
+    )
+    random_state: int | np.random.Generator | None = param(
+        None,
+        "random_state",
+        "Seed of the dictionary's random initialization: None (fresh entropy), an integer ≥ 0 or a Generator.",
+        "int, numpy.random.Generator or None",
+        cli="--seed",
+        cli_metavar="SEED",
+        cli_default=0,
+        cli_help="seed of the random initialization of D, an integer ≥ 0",
+    )
+    backend: str | None = param(
+        None,
+        "choice",
+        "Array library to compute with; None follows the input.",
+        f"{{{', '.join(repr(b) for b in BACKENDS)}}} or None",
+        choices=BACKENDS,
+        cli="--backend",
+        cli_help="array library to compute with (default: numpy)",
+    )
+    dtype: str | None = param(
+        None,
+        "dtype",
+        "Floating type to compute with; None keeps a floating input's and uses float64 otherwise.",
+        f"{{{', '.join(repr(d) for d in DTYPES)}}} or None",
+        cli="--dtype",
+        cli_help="floating type to compute with (default: float64)",
+    )
+    progress: bool = param(
+        False,
+        "bool",
+        "Show a progress bar over the outer iterations (needs tqdm).",
+        "bool",
+        cli="--no-progress",
+        cli_default=True,
+        cli_help="do not show the progress bar over the outer iterations (the bar needs tqdm)",
+    )
+    warm_start: bool = param(
+        False,
+        "bool",
+        "Start fit from the fitted D_ and E_ (and, for data of the same shape, the last codes) instead of a "
+        "random initialization; the histories then continue where they stopped when the data are the same.",
+        "bool",
+    )
+    reinit_dead_atoms: bool = param(
+        False,
+        "bool",
+        "After each Z-step, replace atoms that no code uses by the residuals of the worst-reconstructed samples "
+        "(this does not change the energy).",
+        "bool",
+        cli="--reinit-dead-atoms",
+    )
+    callback: object = param(
+        None,
+        "callable",
+        "Called as callback(iteration, terms) after each outer iteration (terms as in energy); returning True "
+        "stops the fit.",
+        "callable or None",
+    )
 
     # -- parameters ---------------------------------------------------------
 
     def _weights(self):
-        weights = {
-            name: check_scalar(getattr(self, name), name, low=0.0)
-            for name in ("lambda_d", "lambda_e", "lambda_s", "lambda_g")
-        }
+        weights = {name: check_scalar(getattr(self, name), name, low=0.0) for name in WEIGHTS}
         if weights["lambda_d"] == weights["lambda_e"] == weights["lambda_s"] == 0:
             raise ValueError("lambda_d, lambda_e and lambda_s cannot all be 0: the energy would not depend on Z")
         return weights
 
     def _check_params(self):
-        weights = self._weights()
-        check_scalar(self.n_atoms, "n_atoms", kind="int", low=1)
-        check_scalar(self.max_outer, "max_outer", kind="int", low=1)
-        check_scalar(self.max_inner, "max_inner", kind="int", low=1)
-        check_scalar(self.rtol, "rtol", low=0.0)
-        check_scalar(self.inner_rtol, "inner_rtol", low=0.0)
-        return weights
+        """Check every parameter against its declaration; returns the weights as floats."""
+        check_params(self)
+        return self._weights()
 
     # -- fitting --------------------------------------------------------------
 
@@ -192,16 +236,16 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
 
     def _fit(self, X, laplacian):
         weights = self._check_params()
-        if self.callback is not None and not callable(self.callback):
-            raise ValueError(f"callback must be callable or None, got {self.callback!r}")
         xp = model_namespace(self.backend, X)
+        X_in = X
         xp, X = check_array(X, xp=xp, dtype=self.dtype)
-        n_samples, n_features = X.shape
+        _warn_about_likely_mistakes(X_in, X)
+        n_features = X.shape[1]
         graph = None
         if weights["lambda_g"] > 0:
             if laplacian is None:
                 raise ValueError("lambda_g > 0 needs fit(X, laplacian=L) with L of shape (n_samples, n_samples)")
-            graph = GraphLaplacian(laplacian, n_samples=n_samples, dtype=X.dtype, xp=xp, device=X.device)
+            graph = _graph_laplacian(laplacian, X)
         Xb = X.mT  # the book's orientation: samples as columns
         Z0, D0, E0 = self._starting_point(Xb)
 
@@ -247,9 +291,9 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         n_features, n_samples = Xb.shape
         if not (self.warm_start and hasattr(self, "D_")):
             return initialize(Xb, self.n_atoms, self.random_state)
-        xp = get_namespace(Xb)
-        _, D = check_array(self.D_, name="D_", xp=xp, dtype=Xb.dtype)
-        _, E = check_array(self.E_, name="E_", xp=xp, dtype=Xb.dtype)
+        xp, device = get_namespace(Xb), Xb.device
+        _, D = check_array(self.D_, name="D_", xp=xp, device=device, dtype=Xb.dtype)
+        _, E = check_array(self.E_, name="E_", xp=xp, device=device, dtype=Xb.dtype)
         if D.shape != (n_features, self.n_atoms):
             raise ValueError(
                 f"warm_start needs X with {D.shape[0]} features and n_atoms={D.shape[1]} as fitted, "
@@ -257,7 +301,7 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             )
         codes = getattr(self, "_codes", None)
         if codes is not None and tuple(codes.shape) == (self.n_atoms, n_samples):
-            _, Z = check_array(codes, name="codes", xp=xp, dtype=Xb.dtype)
+            _, Z = check_array(codes, name="codes", xp=xp, device=device, dtype=Xb.dtype)
         else:
             Z = xp.zeros((self.n_atoms, n_samples), dtype=Xb.dtype, device=Xb.device)
         return Z, D, E
@@ -315,7 +359,7 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     def _check_input(self, X, name="X", n_columns=None, what="features"):
         self._check_fitted()
         xp = get_namespace(self.D_)
-        _, X = check_array(X, name=name, xp=xp, dtype=self.D_.dtype)
+        _, X = check_array(X, name=name, xp=xp, device=self.D_.device, dtype=self.D_.dtype)
         n_expected = self.n_features_in_ if n_columns is None else n_columns
         if X.shape[1] != n_expected:
             raise ValueError(
@@ -382,7 +426,7 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             ``data``, ``encoder``, ``sparsity``, ``graph`` and ``total``.
         """
         weights = self._weights()
-        xp, X = self._check_input(X)
+        _, X = self._check_input(X)
         if Z is None:
             Z = self.transform(X)
         else:
@@ -391,25 +435,173 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
                 raise ValueError(f"Z must have one row per sample of X ({X.shape[0]}), got {Z.shape[0]}")
         graph = None
         if weights["lambda_g"] > 0 and laplacian is not None:
-            graph = GraphLaplacian(laplacian, n_samples=X.shape[0], dtype=X.dtype, xp=xp, device=X.device)
+            graph = _graph_laplacian(laplacian, X)
         elif weights["lambda_g"] > 0:
             weights["lambda_g"] = 0.0  # no graph over these samples: the term is absent
         return energy_terms(X.mT, Z.mT, self.D_, self.E_, **weights, laplacian=graph)
 
-    def save(self, path):
-        """Write the fitted model to ``path`` (``.npz``, no pickle); see :func:`eaelib.save_model`."""
-        from .model_io import save_model
+    def save(self, path, *, patch_layout=None):
+        """Write the fitted model to ``path`` (``.npz``, no pickle); see :func:`save_model`."""
+        from .model_io import write_model
 
-        save_model(self, path)
+        self._check_fitted()
+        params = self.get_params(deep=False)
+        params["callback"] = None  # a run-time hook, not part of the model
+        fitted = {name: getattr(self, name) for name in _FITTED}
+        if patch_layout is None:
+            patch_layout = getattr(self, "patch_layout_", None)
+        write_model(path, params, fitted, patch_layout)
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save`; see :func:`eaelib.load_model`."""
-        from .model_io import load_model
+        """Read a model written by :meth:`save`; see :func:`load_model`."""
+        from .model_io import read_model
 
-        return load_model(path)
+        params, fitted, patch_layout = read_model(path, cls._get_param_names())
+        model = cls(**params)
+        try:
+            model._check_params()
+        except ValueError as exc:
+            raise ValueError(f"{_label(path)} is not an eaelib model file: {exc}") from exc
+        for name, value in fitted.items():
+            setattr(model, name, value)
+        model.inner_history_ = []
+        model.backend_ = "numpy"
+        model.patch_layout_ = patch_layout
+        return model
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+EnergyAutoEncoder.__doc__ = EnergyAutoEncoder.__doc__.replace(
+    "    {parameters}", numpydoc_parameters(EnergyAutoEncoder)
+)
+
+# The fitted attributes a model file holds (eaelib.model_io.FITTED, without importing it).
+_FITTED = (
+    "D_",
+    "E_",
+    "objective_history_",
+    "energy_history_",
+    "n_iter_",
+    "converged_",
+    "n_features_in_",
+    "n_dead_atoms_",
+    "n_reinitialized_atoms_",
+)
+
+
+def _graph_laplacian(laplacian, X):
+    """The graph term's Laplacian over the samples of ``X``, in ``X``'s namespace, device and dtype."""
+    from .graph import GraphLaplacian  # only for lambda_g > 0: the core works without graph.py
+
+    return GraphLaplacian(laplacian, n_samples=X.shape[0], dtype=X.dtype, xp=get_namespace(X), device=X.device)
+
+
+def _is_integer(x):
+    """Whether ``x`` (any array, or what NumPy makes an array of) holds integers."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(x).dtype
+        except (TypeError, ValueError):
+            return False
+    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+        return np.dtype(dtype).kind in "iu"
+    try:
+        return bool(get_namespace(x).isdtype(dtype, "integral"))
+    except TypeError:
+        return False
+
+
+def _warn_about_likely_mistakes(X_in, X):
+    """Warn about data that fit accepts but that are most likely not what the user meant."""
+    if _is_integer(X_in):
+        xp = get_namespace(X)
+        low, high = float(xp.min(X)), float(xp.max(X))
+        warnings.warn(
+            f"X has integer dtype {X_in.dtype if hasattr(X_in, 'dtype') else 'int'} and is used as it is, values "
+            f"in [{low:g}, {high:g}], converted to {X.dtype}: scale pixel values to [0, 1] first (X / 255 for "
+            "8-bit data; extract_patches scales integer images), or convert X to floats yourself to silence this",
+            DataConversionWarning,
+            stacklevel=4,
+        )
+    n_samples, n_features = X.shape
+    if n_features > n_samples:
+        warnings.warn(
+            f"X has more features than samples: shape {tuple(X.shape)}, {n_samples} samples (rows) of "
+            f"{n_features} features (columns). EnergyAutoEncoder takes samples as rows; if yours are columns "
+            f"(the book's orientation), pass X.T, of shape {(n_features, n_samples)}",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _label(path):
+    name = getattr(path, "name", path)
+    return str(name) if isinstance(name, (str, bytes)) or hasattr(name, "__fspath__") else repr(path)
+
+
+def save_model(model, path, *, patch_layout=None):
+    """Write the fitted ``model`` to the ``.npz`` file ``path``.
+
+    The format is described in :mod:`eaelib.model_io`: NumPy arrays only, read back without pickle.
+
+    Parameters
+    ----------
+    model : EnergyAutoEncoder
+        A fitted model, of any array library: the arrays are stored as NumPy.
+    path : str, path-like or binary file
+        Where to write; the name is used as given (no ``.npz`` is appended).
+    patch_layout : PatchLayout, optional
+        How the training samples were cut from an image (patch size, stride,
+        centring), stored so that the model can be applied to other images the
+        same way (``eaelib encode``, ``denoise``); by default the model's own
+        ``patch_layout_`` if it was loaded with one.
+
+    Raises
+    ------
+    NotFittedError
+        If ``model`` is not fitted.
+    TypeError
+        If a hyper-parameter is of a type that cannot be stored without pickle.
+
+    Notes
+    -----
+    ``inner_history_`` (the per-iteration traces of the subproblems) is not
+    stored, and the ``callback`` hook is saved as None; see :func:`load_model`.
+    """
+    if not isinstance(model, EnergyAutoEncoder):
+        raise TypeError(f"model must be an EnergyAutoEncoder, got {type(model).__name__}")
+    model.save(path, patch_layout=patch_layout)
+
+
+def load_model(path):
+    """Read a model written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str, path-like or binary file
+
+    Returns
+    -------
+    EnergyAutoEncoder
+        With its hyper-parameters and fitted attributes (``D_``, ``E_``,
+        ``objective_history_``, ``energy_history_``, ``n_iter_``,
+        ``converged_``, ``n_features_in_``) as saved, and ``patch_layout_``;
+        the arrays are NumPy (``backend_`` is ``"numpy"``). ``inner_history_``
+        is not stored, so it is an empty list.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ValueError
+        If the file is not a pickle-free ``.npz`` archive (corrupt, truncated,
+        or holding pickled objects), has an unknown ``format_version``, lacks
+        arrays or holds unexpected ones, or if its contents are inconsistent.
+    """
+    return EnergyAutoEncoder.load(path)

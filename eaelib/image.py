@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from ._array import get_namespace
 
-#: Images known by name, in the repository's ``data`` folder.
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+#: The package's data folder (package data: it ships in the wheel and travels with a copied
+#: ``eaelib`` folder); provenance and checksums are in its README.md.
+DATA_DIR = resources.files(__package__) / "data"
+#: Images known by name, in ``DATA_DIR``.
 NAMED_IMAGES = {"barbara": "barbara.png"}
 
 # ITU-R BT.601 luma weights for R, G and B.
@@ -22,9 +26,10 @@ def load_image(name_or_path):
     Parameters
     ----------
     name_or_path : str or path-like
-        A name from ``NAMED_IMAGES`` (``"barbara"``) or the path of an image
-        file Pillow can read. Colour images become their ITU-R BT.601 luma
-        ``0.299 R + 0.587 G + 0.114 B``; an alpha channel is dropped.
+        A name from ``NAMED_IMAGES`` (``"barbara"``, shipped with the package
+        in ``eaelib/data``) or the path of an image file Pillow can read.
+        Colour images become their ITU-R BT.601 luma ``0.299 R + 0.587 G +
+        0.114 B``; an alpha channel is dropped.
 
     Returns
     -------
@@ -34,21 +39,22 @@ def load_image(name_or_path):
         from PIL import Image
     except ImportError as exc:
         raise ImportError("load_image needs Pillow: pip install pillow") from exc
-    path = Path(name_or_path)
-    if str(name_or_path) in NAMED_IMAGES:
-        path = DATA_DIR / NAMED_IMAGES[str(name_or_path)]
+    named = str(name_or_path) in NAMED_IMAGES
+    path = DATA_DIR / NAMED_IMAGES[str(name_or_path)] if named else Path(name_or_path)
     if not path.is_file():
         known = ", ".join(repr(n) for n in NAMED_IMAGES)
         raise FileNotFoundError(f"name_or_path must be an image file or one of {known}; no file at {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            pixels = np.asarray(img.convert("RGBA") if mode == "P" else img)
-            if mode == "P":
-                mode = "RGBA"
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"name_or_path {str(path)!r} is not an image Pillow can read: {exc}") from exc
+    # as_file: a real path even where the package is imported from a zip file.
+    with resources.as_file(path) if named else nullcontext(path) as file:
+        try:
+            with Image.open(file) as img:
+                img.load()
+                mode = img.mode
+                pixels = np.asarray(img.convert("RGBA") if mode == "P" else img)
+                if mode == "P":
+                    mode = "RGBA"
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ValueError(f"name_or_path {str(path)!r} is not an image Pillow can read: {exc}") from exc
     return _to_gray(pixels, mode)
 
 

@@ -1,16 +1,25 @@
-"""Saving a fitted :class:`~eaelib.EnergyAutoEncoder` to a ``.npz`` file, and loading it back.
+"""The model file: a fitted model's hyper-parameters and fitted state in a ``.npz`` archive.
 
-The file is a plain NumPy ``.npz`` archive written and read with
+This module knows the file format and nothing of the estimator: :meth:`EnergyAutoEncoder.save
+<eaelib.EnergyAutoEncoder.save>` and :func:`~eaelib.save_model` hand it the parameters and the fitted
+attributes (:func:`write_model`), :func:`~eaelib.load_model` builds the estimator from what
+:func:`read_model` returns. The file is a plain NumPy ``.npz`` archive written and read with
 ``allow_pickle=False``: loading one never runs code from it. It holds
 
 * ``D_``, ``E_`` (in their floating dtype), ``objective_history_`` and, per
   energy term, ``energy_<term>`` (float64 arrays, one entry per outer
   iteration, entry 0 being the initialization);
-* ``n_iter_``, ``converged_`` and ``n_features_in_`` (0-d arrays);
+* ``n_iter_``, ``converged_``, ``n_features_in_``, ``n_dead_atoms_`` and
+  ``n_reinitialized_atoms_`` (0-d arrays);
 * every hyper-parameter as ``param_<name>``: numbers and booleans as 0-d
   arrays, strings and ``None`` (and a ``numpy.random.Generator``'s state) as a
   JSON string in a 0-d unicode array;
+* optionally (format 2), how the samples were cut from an image
+  (:class:`~eaelib.patches.PatchLayout`): ``patch_size``, ``patch_stride``
+  and ``patch_centered``, all three or none;
 * ``eaelib_version`` (the version that wrote it) and ``format_version``.
+
+Format 1 (eaelib 0.1.0) is format 2 without the patch layout; both are read.
 """
 
 from __future__ import annotations
@@ -24,10 +33,13 @@ import zlib
 import numpy as np
 
 from ._array import to_numpy
-from .estimator import EnergyAutoEncoder
+from ._version import __version__
+from .patches import PatchLayout
 
-#: Version of the file layout written by :func:`save_model` and read by :func:`load_model`.
-FORMAT_VERSION = 1
+#: Version of the file layout written by :func:`write_model`.
+FORMAT_VERSION = 2
+#: Versions :func:`read_model` reads.
+READABLE_VERSIONS = (1, 2)
 #: Terms of ``energy_history_``, each stored as ``energy_<term>``.
 ENERGY_TERMS = ("data", "encoder", "sparsity", "graph", "total")
 PARAM_PREFIX = "param_"
@@ -39,8 +51,10 @@ _INT64 = np.iinfo(np.int64)
 
 # Fitted counts stored as 0-d int64 arrays.
 COUNTS = ("n_dead_atoms_", "n_reinitialized_atoms_")
-# Run-time hooks, not part of a model: saved as None.
-NOT_SAVED = ("callback",)
+#: The fitted attributes a model file holds (``energy_history_`` as one array per term).
+FITTED = ("D_", "E_", "objective_history_", "energy_history_", "n_iter_", "converged_", "n_features_in_", *COUNTS)
+#: The patch layout's arrays (format 2, optional).
+PATCH_KEYS = ("patch_size", "patch_stride", "patch_centered")
 
 
 def _expected_keys(param_names):
@@ -106,48 +120,46 @@ def _decode_generator(name, value):
     return np.random.Generator(bit_generator)
 
 
-def save_model(model, path):
-    """Write the fitted ``model`` to the ``.npz`` file ``path``.
+def write_model(path, params, fitted, patch_layout=None):
+    """Write a fitted model to the ``.npz`` file ``path``.
 
     Parameters
     ----------
-    model : EnergyAutoEncoder
-        A fitted model, of any array library: the arrays are stored as NumPy.
     path : str, path-like or binary file
         Where to write; the name is used as given (no ``.npz`` is appended).
+    params : dict
+        The hyper-parameters (``get_params(deep=False)``), of the types listed in the module's docstring.
+    fitted : dict
+        The fitted attributes named in :data:`FITTED`; arrays of any supported library (stored as NumPy).
+    patch_layout : PatchLayout, optional
+        How the samples were cut from an image.
 
     Raises
     ------
-    NotFittedError
-        If ``model`` is not fitted.
     TypeError
         If a hyper-parameter is of a type that cannot be stored without pickle.
-
-    Notes
-    -----
-    ``inner_history_`` (the per-iteration traces of the subproblems) is not
-    stored, and the ``callback`` hook is saved as None; see :func:`load_model`.
     """
-    from . import __version__
-
-    if not isinstance(model, EnergyAutoEncoder):
-        raise TypeError(f"model must be an EnergyAutoEncoder, got {type(model).__name__}")
-    model._check_fitted()
     arrays = {
-        "D_": np.asarray(to_numpy(model.D_)),
-        "E_": np.asarray(to_numpy(model.E_)),
-        "objective_history_": np.asarray(model.objective_history_, dtype=np.float64),
-        "n_iter_": np.array(int(model.n_iter_), dtype=np.int64),
-        "converged_": np.array(bool(model.converged_)),
-        "n_features_in_": np.array(int(model.n_features_in_), dtype=np.int64),
-        **{name: np.array(int(getattr(model, name)), dtype=np.int64) for name in COUNTS},
+        "D_": np.asarray(to_numpy(fitted["D_"])),
+        "E_": np.asarray(to_numpy(fitted["E_"])),
+        "objective_history_": np.asarray(fitted["objective_history_"], dtype=np.float64),
+        "n_iter_": np.array(int(fitted["n_iter_"]), dtype=np.int64),
+        "converged_": np.array(bool(fitted["converged_"])),
+        "n_features_in_": np.array(int(fitted["n_features_in_"]), dtype=np.int64),
+        **{name: np.array(int(fitted[name]), dtype=np.int64) for name in COUNTS},
         "eaelib_version": np.array(str(__version__)),
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
     }
     for term in ENERGY_TERMS:
-        arrays[f"energy_{term}"] = np.array([terms[term] for terms in model.energy_history_], dtype=np.float64)
-    for name, value in model.get_params(deep=False).items():
-        arrays[PARAM_PREFIX + name] = _encode_param(name, None if name in NOT_SAVED else value)
+        arrays[f"energy_{term}"] = np.array([terms[term] for terms in fitted["energy_history_"]], dtype=np.float64)
+    for name, value in params.items():
+        arrays[PARAM_PREFIX + name] = _encode_param(name, value)
+    if patch_layout is not None:
+        if not isinstance(patch_layout, PatchLayout):
+            raise TypeError(f"patch_layout must be a PatchLayout or None, got {type(patch_layout).__name__}")
+        arrays["patch_size"] = np.array(patch_layout.size, dtype=np.int64)
+        arrays["patch_stride"] = np.array(patch_layout.stride, dtype=np.int64)
+        arrays["patch_centered"] = np.array(patch_layout.centered)
     if hasattr(path, "write"):
         np.savez(path, **arrays)
     else:
@@ -188,21 +200,22 @@ def _read_arrays(path, not_ours):
     return arrays
 
 
-def load_model(path):
-    """Read a model written by :func:`save_model`.
+def read_model(path, param_names):
+    """Read a model file written by :func:`write_model`.
 
     Parameters
     ----------
     path : str, path-like or binary file
+    param_names : iterable of str
+        The hyper-parameters the file must hold, no more and no fewer.
 
     Returns
     -------
-    EnergyAutoEncoder
-        With its hyper-parameters and fitted attributes (``D_``, ``E_``,
-        ``objective_history_``, ``energy_history_``, ``n_iter_``,
-        ``converged_``, ``n_features_in_``) as saved; the arrays are NumPy
-        (``backend_`` is ``"numpy"``). ``inner_history_`` is not stored, so it
-        is an empty list.
+    params : dict
+        The hyper-parameters.
+    fitted : dict
+        The fitted attributes named in :data:`FITTED`, as NumPy arrays and Python numbers.
+    patch_layout : PatchLayout or None
 
     Raises
     ------
@@ -210,8 +223,10 @@ def load_model(path):
         If there is no file at ``path``.
     ValueError
         If the file is not a pickle-free ``.npz`` archive (corrupt, truncated,
-        or holding pickled objects), has another ``format_version``, lacks
-        arrays or holds unexpected ones, or if its contents are inconsistent.
+        or holding pickled objects), has a format_version other than
+        :data:`READABLE_VERSIONS`, lacks arrays or holds unexpected ones, or if
+        its contents are inconsistent; the message starts "… is not an eaelib
+        model file" unless the version is the problem.
     """
     label = _label(path)
     not_ours = f"{label} is not an eaelib model file"
@@ -221,43 +236,65 @@ def load_model(path):
     found = arrays["format_version"]
     if found.shape != () or found.dtype.kind not in "iu":
         raise ValueError(f"{not_ours}: its format_version is not an integer")
-    if int(found) != FORMAT_VERSION:
+    version = int(found)
+    if version not in READABLE_VERSIONS:
+        older = " and ".join(str(v) for v in READABLE_VERSIONS if v != FORMAT_VERSION)
         raise ValueError(
-            f"cannot read {label}: format_version {int(found)} "
-            f"found, but this eaelib reads format_version {FORMAT_VERSION}"
+            f"cannot read {label}: format_version {version} found, but this eaelib "
+            f"reads format_version {FORMAT_VERSION} (and {older})"
         )
-    param_names = EnergyAutoEncoder._get_param_names()
+    param_names = list(param_names)
     expected = _expected_keys(param_names)
-    missing, extra = sorted(expected - arrays.keys()), sorted(arrays.keys() - expected)
+    optional = set(PATCH_KEYS) if version >= 2 else set()
+    missing, extra = sorted(expected - arrays.keys()), sorted(arrays.keys() - expected - optional)
+    present = [key for key in PATCH_KEYS if key in arrays]
+    if present and len(present) < len(PATCH_KEYS):
+        missing += sorted(set(PATCH_KEYS) - set(present))
     if missing or extra:
         problems = []
         if missing:
             problems.append(f"missing arrays: {', '.join(missing)}")
         if extra:
             problems.append(f"unexpected arrays: {', '.join(extra)}")
-        raise ValueError(f"{not_ours} of format_version {FORMAT_VERSION}: {'; '.join(problems)}")
+        raise ValueError(f"{not_ours} of format_version {version}: {'; '.join(problems)}")
     try:
         params = {name: _decode_param(name, arrays[PARAM_PREFIX + name]) for name in param_names}
-        model = EnergyAutoEncoder(**params)
         D, E = arrays["D_"], arrays["E_"]
         _check_contents(arrays, D, E)
+        patch_layout = _decode_patch_layout(arrays) if present else None
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"{not_ours}: {exc}") from exc
-    model.D_, model.E_ = D, E
-    model.objective_history_ = [float(v) for v in arrays["objective_history_"]]
     columns = [arrays[f"energy_{term}"] for term in ENERGY_TERMS]
-    model.energy_history_ = [
-        {term: float(column[k]) for term, column in zip(ENERGY_TERMS, columns, strict=True)}
-        for k in range(len(model.objective_history_))
-    ]
-    model.inner_history_ = []
-    model.n_iter_ = int(arrays["n_iter_"])
-    model.converged_ = bool(arrays["converged_"])
-    model.n_features_in_ = int(arrays["n_features_in_"])
-    for name in COUNTS:
-        setattr(model, name, int(arrays[name]))
-    model.backend_ = "numpy"
-    return model
+    n_points = len(arrays["objective_history_"])
+    fitted = {
+        "D_": D,
+        "E_": E,
+        "objective_history_": [float(v) for v in arrays["objective_history_"]],
+        "energy_history_": [
+            {term: float(column[k]) for term, column in zip(ENERGY_TERMS, columns, strict=True)}
+            for k in range(n_points)
+        ],
+        "n_iter_": int(arrays["n_iter_"]),
+        "converged_": bool(arrays["converged_"]),
+        "n_features_in_": int(arrays["n_features_in_"]),
+        **{name: int(arrays[name]) for name in COUNTS},
+    }
+    return params, fitted, patch_layout
+
+
+def _decode_patch_layout(arrays):
+    size, stride, centered = (arrays[key] for key in PATCH_KEYS)
+    for name, value, kinds in (
+        ("patch_size", size, "iu"),
+        ("patch_stride", stride, "iu"),
+        ("patch_centered", centered, "b"),
+    ):
+        if value.shape != () or value.dtype.kind not in kinds:
+            raise ValueError(f"{name} must be a 0-d array of kind {kinds!r}, got {value.dtype} of shape {value.shape}")
+    n_features = arrays["D_"].shape[0]
+    if int(size) ** 2 != n_features:
+        raise ValueError(f"patch_size {int(size)} makes {int(size) ** 2} features, but D_ has {n_features} rows")
+    return PatchLayout(int(size), int(stride), centered=bool(centered))
 
 
 def _check_contents(arrays, D, E):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._array import get_namespace
 from ._validation import check_array, check_scalar
 from .image import as_gray
 
@@ -102,3 +107,65 @@ def reconstruct_from_patches(patches, image_shape, size=12, stride=None, *, fill
     if n_uncovered:
         image = xp.where(covered, image, xp.asarray(fill, dtype=image.dtype, device=image.device))
     return image
+
+
+@dataclass(frozen=True)
+class PatchLayout:
+    """How samples are cut from an image: ``size × size`` patches every ``stride`` pixels, centred or not.
+
+    A model learned from an image's patches only makes sense on patches cut the same way: the command
+    line stores the layout in the model file (see :func:`~eaelib.save_model`) and cuts every later
+    image with it.
+
+    Parameters
+    ----------
+    size : int
+        Side of the square patches.
+    stride : int
+        Step between patches.
+    centered : bool, default=False
+        Whether each patch has its mean removed (and added back on reconstruction), as for denoising.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from eaelib.patches import PatchLayout
+    >>> layout = PatchLayout(2, 2, centered=True)
+    >>> image = np.arange(16.0).reshape(4, 4)
+    >>> X, means = layout.extract(image)
+    >>> bool(np.allclose(layout.rebuild(X, means, image.shape), image))
+    True
+    """
+
+    size: int
+    stride: int
+    centered: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "size", check_scalar(self.size, "size", kind="int", low=1))
+        object.__setattr__(self, "stride", check_scalar(self.stride, "stride", kind="int", low=1))
+        if not isinstance(self.centered, (bool, np.bool_)):
+            raise ValueError(f"centered must be True or False, got {self.centered!r}")
+        object.__setattr__(self, "centered", bool(self.centered))
+
+    def covered_shape(self, image_shape):
+        """``(height, width)`` of the top-left part of an image of ``image_shape`` that the patches cover."""
+        n_rows, n_cols = patch_grid(image_shape, self.size, self.stride)
+        return self.stride * (n_rows - 1) + self.size, self.stride * (n_cols - 1) + self.size
+
+    def extract(self, image):
+        """``(X, means)``: the patches of ``image`` as rows and, if ``centered``, their means (else None).
+
+        ``X`` has shape (n_patches, size²) and ``means`` (n_patches, 1): ``X + means`` are the patches.
+        """
+        X = extract_patches(image, self.size, self.stride)
+        if not self.centered:
+            return X, None
+        means = get_namespace(X).mean(X, axis=1, keepdims=True)
+        return X - means, means
+
+    def rebuild(self, X, means, image_shape, *, fill=None):
+        """The image of ``image_shape`` from patches ``X`` and ``means`` as :meth:`extract` returns them."""
+        if means is not None:
+            X = X + means
+        return reconstruct_from_patches(X, image_shape, self.size, self.stride, fill=fill)

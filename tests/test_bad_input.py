@@ -6,6 +6,7 @@ keeps the README table and this list in step.
 """
 
 import re
+import warnings
 from pathlib import Path
 
 import array_api_strict as xps
@@ -15,11 +16,7 @@ import scipy.sparse as sp
 
 from eaelib import EnergyAutoEncoder, GraphLaplacian, as_gray, extract_patches, load_image, load_model
 from eaelib import reconstruct_from_patches as rebuild
-
-try:
-    from sklearn.exceptions import NotFittedError
-except ImportError:  # pragma: no cover
-    from eaelib._base import NotFittedError
+from eaelib._base import DataConversionWarning, NotFittedError
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 X = np.random.default_rng(0).random((60, 8))
@@ -102,12 +99,23 @@ HANDLED = [
     ("RGBA image", lambda: as_gray(np.dstack([np.full((4, 4, 3), 0.5), np.zeros((4, 4))])), lambda out: np.allclose(out, 0.5)),
     ("uint8 image", lambda: extract_patches(np.full((6, 6), 255, dtype=np.uint8), 3), lambda out: np.all(out == 1.0)),
     ("integer image", lambda: as_gray(np.full((4, 4), 1000)), lambda out: np.allclose(out, 1000 / 65535)),
-    ("X with one sample", lambda: fit(X[:1]), lambda model: np.isfinite(model.objective_history_).all()),
+    ("X with one sample", lambda: fit_quietly(X[:1]), lambda model: np.isfinite(model.objective_history_).all()),
     ("X with zero variance (all zeros)", lambda: fit(np.zeros((10, 8))), lambda model: np.isfinite(model.D_).all() and model.objective_history_[-1] == 0),
-    ("integer X", lambda: fit(np.arange(40).reshape(10, 4)), lambda model: model.D_.dtype == np.float64),
     ("array of another library given to a fitted model", lambda: fitted().transform(xps.asarray(X)), lambda out: isinstance(out, np.ndarray) and out.shape == (60, 6)),
 ]
+# (README row, call, warning, message pattern, check of the result): accepted, with a warning that says what to do
+WARNS = [
+    ("integer X", lambda: fit(np.arange(40).reshape(10, 4)), DataConversionWarning, r"X has integer dtype int64 and is used as it is, values in \[0, 39\].*X / 255", lambda model: model.D_.dtype == np.float64),
+    ("uint8 patches (pixel values 0–255)", lambda: fit(np.random.default_rng(0).integers(0, 256, (30, 9), dtype=np.uint8)), DataConversionWarning, r"integer dtype uint8.*scale pixel values to \[0, 1\] first", lambda model: model.D_.dtype == np.float64),
+    ("X with more features than samples (samples as columns?)", lambda: fit(X.T), UserWarning, r"more features than samples: shape \(8, 60\).*pass X.T, of shape \(60, 8\)", lambda model: model.n_features_in_ == 60),
+]
 # fmt: on
+
+
+def fit_quietly(X, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # one sample of 8 features: more features than samples
+        return fit(X, **params)
 
 
 @pytest.mark.parametrize(("case", "call", "error", "message"), RAISES, ids=[row[0] for row in RAISES])
@@ -127,8 +135,20 @@ def test_handled_input_is_converted(case, call, check):
     assert check(call())
 
 
+@pytest.mark.parametrize(("case", "call", "warning", "message", "check"), WARNS, ids=[row[0] for row in WARNS])
+def test_likely_mistakes_are_accepted_with_a_warning(case, call, warning, message, check):
+    with pytest.warns(warning, match=message):
+        assert check(call())
+
+
+def test_well_formed_input_gets_no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(X)  # 60 float samples of 8 features
+
+
 def test_readme_lists_every_case():
     rows = re.findall(r"^\| ([^|]+?) \|", README.read_text(), flags=re.MULTILINE)
-    cases = [row[0] for row in RAISES + RAISES_WITH_TMP + HANDLED]
+    cases = [row[0] for row in RAISES + RAISES_WITH_TMP + HANDLED + WARNS]
     missing = [case for case in cases if case not in rows]
     assert not missing, f"README's bad-input table lacks: {missing}"

@@ -1,15 +1,33 @@
-"""The command line ``python -m eaelib learn``, run in-process through ``main``."""
+"""The command line ``eaelib`` (learn, encode, reconstruct, denoise), mostly run in-process through ``main``."""
 
 import json
+import os
+import shlex
+import signal
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from eaelib import constraint_violation, extract_patches, load_image
-from eaelib.__main__ import FIGURES, main
-from eaelib.model_io import load_model
+import eaelib
+from eaelib import (
+    add_noise,
+    centered_patches,
+    constraint_violation,
+    denoise,
+    extract_patches,
+    load_image,
+    load_model,
+    psnr,
+    reconstruct_from_patches,
+    save_model,
+)
+from eaelib.__main__ import FIGURES, build_parser, main
+from eaelib.patches import PatchLayout
 
 pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")
@@ -140,3 +158,182 @@ def test_python_dash_m(tmp_path):
     )
     assert result.returncode == 2
     assert "argument IMAGE" in result.stderr
+
+
+# -- the other commands, output modes, model files ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def learned(image_path, tmp_path_factory):
+    """A model learned from centred 8 × 8 patches at stride 4, in its output folder."""
+    out = tmp_path_factory.mktemp("learned")
+    argv = ["learn", str(image_path), "--out", str(out), *SMALL, "--center", "--no-progress", "--no-figures", "-q"]
+    assert main(argv) == 0
+    return out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"eaelib {eaelib.__version__}"
+
+
+def test_quiet_prints_nothing_and_json_prints_the_summary(image_path, tmp_path, capsys):
+    argv = ["learn", str(image_path), *SMALL, "--no-figures"]
+    assert main([*argv, "--out", str(tmp_path / "q"), "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")  # no summary, no progress bar
+    assert main([*argv, "--out", str(tmp_path / "j"), "--json", "--no-progress"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((tmp_path / "j" / "summary.json").read_text(encoding="utf-8"))
+    assert printed["files"] == ["model.npz", "summary.json"]  # --no-figures
+    assert main([*argv, "--out", str(tmp_path / "both"), "--json", "--quiet"]) == 2  # one or the other
+
+
+def test_the_model_file_stores_how_the_patches_were_cut(learned):
+    model = load_model(learned / "model.npz")
+    assert model.patch_layout_ == PatchLayout(8, 4, centered=True)
+    summary = json.loads((learned / "summary.json").read_text(encoding="utf-8"))
+    assert (summary["patch_size"], summary["stride"], summary["centered"]) == (8, 4, True)
+
+
+@pytest.mark.parametrize("method", ["exact", "encoder"])
+def test_encode_then_reconstruct(learned, image_path, tmp_path, capsys, method):
+    encoded, rebuilt = tmp_path / "encoded", tmp_path / "rebuilt"
+    assert main(["encode", str(learned / "model.npz"), str(image_path), "--out", str(encoded), "--method", method]) == 0
+    assert "PSNR" in capsys.readouterr().out
+    summary = json.loads((encoded / "summary.json").read_text(encoding="utf-8"))
+
+    # What encode computed, done by hand with the library.
+    model, image = load_model(learned / "model.npz"), load_image(image_path)
+    X, means = centered_patches(image, 8, 4)
+    codes = model.transform(X, method=method)
+    with np.load(encoded / "codes.npz") as data:
+        np.testing.assert_array_equal(data["codes"], codes)
+        np.testing.assert_array_equal(data["means"], means)
+    expected = reconstruct_from_patches(model.inverse_transform(codes) + means, (40, 40), 8, 4)
+    assert summary["covered_shape"] == [40, 40] and summary["n_patches"] == 81
+    assert summary["psnr_db"] == pytest.approx(psnr(image, expected), rel=1e-12)
+    assert summary["nonzero_fraction"] == float(np.mean(codes != 0))
+
+    argv = ["reconstruct", str(learned / "model.npz"), str(encoded / "codes.npz"), "--out", str(rebuilt)]
+    assert main([*argv, "--reference", str(image_path), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["psnr_db"] == summary["psnr_db"] and again["method"] == method
+    with Image.open(encoded / "reconstruction.png") as a, Image.open(rebuilt / "reconstruction.png") as b:
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        np.testing.assert_array_equal(np.asarray(a), np.round(255 * np.clip(expected, 0, 1)).astype(np.uint8))
+
+
+def test_denoise_with_added_noise(learned, image_path, tmp_path, capsys):
+    out = tmp_path / "denoised"
+    argv = ["denoise", str(learned / "model.npz"), str(image_path), "--out", str(out), "--sigma", "25", "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files"] == ["noisy.png", "denoised.png", "summary.json"]
+    assert summary["n_patches"] == 33 * 33 and summary["image_shape"] == [40, 40]  # every 8 × 8 patch, stride 1
+    # The same computation through the library.
+    model, image = load_model(learned / "model.npz"), load_image(image_path)
+    noisy = add_noise(image, 25 / 255, random_state=0)
+    assert summary["psnr_noisy_db"] == pytest.approx(psnr(image, noisy), rel=1e-12)
+    assert summary["psnr_denoised_db"] == pytest.approx(psnr(image, denoise(noisy, model, 8, 1)), rel=1e-12)
+    assert summary["psnr_denoised_db"] > summary["psnr_noisy_db"]
+    # Without --sigma, the image is taken as the noisy one: no PSNR, no noisy.png.
+    assert main(["denoise", str(learned / "model.npz"), str(image_path), "--out", str(out / "as_is"), "-q"]) == 0
+    summary = json.loads((out / "as_is" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["psnr_denoised_db"] is None and summary["files"] == ["denoised.png", "summary.json"]
+
+
+def test_commands_refuse_bad_models_and_codes(learned, image_path, tmp_path, capsys):
+    X = extract_patches(load_image(image_path), 8, 4)
+    bare = tmp_path / "bare.npz"  # saved from Python without a patch layout
+    save_model(load_model(learned / "model.npz"), bare, patch_layout=None)
+    no_layout = load_model(learned / "model.npz")
+    del no_layout.patch_layout_
+    save_model(no_layout, bare)
+    assert load_model(bare).patch_layout_ is None and X.shape[1] == 64
+    assert main(["encode", str(bare), str(image_path), "--out", str(tmp_path / "o")]) == 2
+    assert "patch_layout=PatchLayout" in capsys.readouterr().err
+    assert main(["encode", str(tmp_path / "none.npz"), str(image_path), "--out", str(tmp_path / "o")]) == 2
+    assert "argument MODEL" in capsys.readouterr().err
+    text = tmp_path / "codes.npz"
+    text.write_text("not codes")
+    assert main(["reconstruct", str(learned / "model.npz"), str(text), "--out", str(tmp_path / "o")]) == 2
+    assert "argument CODES" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_optional_dependency_is_a_usage_error_naming_the_flag(image_path, tmp_path, capsys, monkeypatch):
+    argv = ["learn", str(image_path), "--out", str(tmp_path / "o"), *SMALL]
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as if tqdm were not installed
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "argument --no-progress" in err and "pip install tqdm" in err and "Traceback" not in err
+    assert main([*argv, "--no-progress", "--no-figures", "-q"]) == 0
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main([*argv, "--no-progress"]) == 2
+    assert "argument --no-figures" in capsys.readouterr().err
+
+
+def test_resume_checks_what_it_continues(learned, image_path, tmp_path, capsys):
+    assert main(["learn", str(image_path), "--out", str(tmp_path / "empty"), "--resume"]) == 2
+    assert "no model to resume" in capsys.readouterr().err
+    argv = ["learn", str(image_path), "--out", str(learned), "--resume", "--no-progress", "--no-figures"]
+    assert main([*argv, "--patch-size", "6"]) == 2
+    assert "argument --patch-size" in capsys.readouterr().err
+    assert main([*argv, "--n-atoms", "5"]) == 2
+    assert "argument --n-atoms" in capsys.readouterr().err
+
+
+def _read_until(stream, marker, timeout):
+    """Bytes of ``stream`` until ``marker`` appears (True) or ``timeout`` seconds pass (False)."""
+    seen, found = bytearray(), threading.Event()
+
+    def read():
+        while chunk := stream.read1(256):
+            seen.extend(chunk)
+            if marker in seen:
+                found.set()
+        found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    return found.wait(timeout) and marker in seen, seen
+
+
+def test_ctrl_c_saves_the_model_exits_130_and_resume_continues(image_path, tmp_path):
+    out = tmp_path / "interrupted"
+    argv = ["learn", str(image_path), "--out", str(out), *SMALL[:6], "--max-outer", "100000", "--rtol", "0"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "eaelib", *argv], stderr=subprocess.PIPE, env=env)
+    try:
+        started, seen = _read_until(process.stderr, b"outer iterations:", timeout=60)  # tqdm's bar is drawn
+        assert started, seen.decode(errors="replace")
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 130
+    finally:
+        process.kill()
+    err = seen.decode(errors="replace")
+    assert "saved the model so far" in err and f"eaelib learn {image_path} --out {out} --resume" in err
+    assert "warm_start" not in err and "Traceback" not in err
+    model = load_model(out / "model.npz")
+    assert model.n_iter_ >= 1 and not model.converged_ and model.patch_layout_ == PatchLayout(8, 4)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["interrupted"] is True and summary["n_iter"] == model.n_iter_
+
+    resumed = [*argv[:4], "--resume", "--max-outer", "2", "--no-progress", "--no-figures", "--json"]
+    result = subprocess.run([sys.executable, "-m", "eaelib", *resumed], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["resumed"]["n_iter"] == model.n_iter_ and summary["n_iter"] == 2
+    assert summary["params"]["max_outer"] == 2 and summary["params"]["lambda_s"] == model.lambda_s
+    np.testing.assert_array_equal(load_model(out / "model.npz").E_.shape, model.E_.shape)
+
+
+def test_the_readme_commands_parse():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### Command line", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line.split("#", 1)[0]) for line in block.splitlines() if line.startswith("eaelib ")]
+    assert {command[1] for command in commands} == {"learn", "encode", "reconstruct", "denoise"}
+    for command in commands:
+        build_parser().parse_args(command[1:])  # exits (SystemExit) on an unknown or malformed option

@@ -181,7 +181,7 @@ def test_denoise_is_the_documented_pipeline_for_both_methods_of_the_estimator():
 
 def test_denoise_with_a_float32_model_returns_float32():
     image = np.random.default_rng(2).random((12, 12))
-    X, _ = centered_patches(image, 4, 4)
+    X, _ = centered_patches(image, 4, 2)  # 25 patches of 16 pixels
     model = EnergyAutoEncoder(n_atoms=6, max_outer=2, dtype="float32", random_state=0).fit(X)
     assert denoise(image, model, 4, stride=4, method="encoder").dtype == np.float32
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from itertools import pairwise
 
@@ -11,6 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eaelib import EnergyAutoEncoder, constraint_violation
+from eaelib.__main__ import _model_params, build_parser
+from eaelib._base import DataConversionWarning
+from eaelib._validation import AS_ESTIMATOR, param_specs
 
 # -- properties over random problems --------------------------------------------------
 
@@ -52,6 +56,7 @@ def _column_norms(M):
     return np.linalg.norm(np.asarray(M, dtype=np.float64), axis=0)
 
 
+@pytest.mark.filterwarnings("ignore:X has more features than samples")  # the shapes are random, on purpose
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems())
 def test_fit_properties(problem):
@@ -243,5 +248,63 @@ def test_dtype_follows_parameter_or_input(dtype):
     expected = np.float32 if dtype is None else np.dtype(dtype)
     assert model.D_.dtype == expected and model.E_.dtype == expected
     assert model.transform(X_SMALL).dtype == expected
-    # Integer data becomes float64 when no dtype is asked.
-    assert EnergyAutoEncoder(n_atoms=4, max_outer=2).fit(np.arange(12).reshape(4, 3)).D_.dtype == np.float64
+    # Integer data becomes float64 when no dtype is asked (with a warning, tested in test_bad_input.py).
+    with pytest.warns(DataConversionWarning, match="integer dtype"):
+        assert EnergyAutoEncoder(n_atoms=4, max_outer=2).fit(np.arange(12).reshape(4, 3)).D_.dtype == np.float64
+
+
+# -- the parameter table: one declaration per parameter drives __init__, validation, docs and the CLI ---
+
+SPECS = param_specs(EnergyAutoEncoder)
+
+
+def test_every_parameter_is_declared_once_with_a_valid_default():
+    signature = inspect.signature(EnergyAutoEncoder)
+    assert list(signature.parameters) == list(SPECS)
+    for name, (default, spec) in SPECS.items():
+        assert signature.parameters[name].default == default
+        assert spec.check(name, default, default) == default
+        assert f"{name} : {spec.type_doc}, default={default!r}" in EnergyAutoEncoder.__doc__
+    assert list(EnergyAutoEncoder._get_param_names()) == sorted(SPECS)
+
+
+@pytest.mark.parametrize("name", [n for n, (_, s) in SPECS.items() if s.kind in ("int", "real")])
+def test_numeric_parameters_out_of_bounds_are_named(name):
+    spec = SPECS[name][1]
+    below = spec.low - 1 if spec.kind == "int" else -0.5
+    with pytest.raises(ValueError, match=rf"^{name} must be (an integer|a finite real number) ≥"):
+        EnergyAutoEncoder(**{name: below}).fit(X_SMALL)
+    if spec.cli is not None:  # the command line refuses it with the same check, naming its option
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["learn", "img.png", "--out", "o", spec.cli, str(below)])
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "match"),
+    [
+        ("progress", "yes", r"progress must be True or False, got 'yes'"),
+        ("warm_start", 1, r"warm_start must be True or False, got 1"),
+        ("random_state", -1, r"random_state must be None, an integer ≥ 0 or a numpy.random.Generator, got -1"),
+        ("backend", "torch", r"backend must be one of \('numpy', 'cupy', 'array_api_strict'\) or None, got 'torch'"),
+        ("callback", 3, r"callback must be callable or None, got 3"),
+    ],
+)
+def test_other_parameters_are_checked_in_fit(name, bad, match):
+    model = EnergyAutoEncoder(**{name: bad})  # __init__ only stores, as scikit-learn requires
+    assert getattr(model, name) == bad
+    with pytest.raises(ValueError, match=match):
+        model.fit(X_SMALL)
+
+
+def test_the_command_line_offers_the_declared_options_with_the_estimators_defaults():
+    learn = build_parser().parse_args(["learn", "img.png", "--out", "o"]).command_parser
+    text = learn.format_help()
+    options = {spec.cli: name for name, (_, spec) in SPECS.items() if spec.cli}
+    assert options and all(option in text for option in options)
+    params, given = _model_params(learn.parse_args(["img.png", "--out", "o"]))
+    assert given == {}
+    for name, value in params.items():
+        default, spec = SPECS[name]
+        assert value == (default if spec.cli_default == AS_ESTIMATOR else spec.cli_default), name
+    params, given = _model_params(learn.parse_args(["img.png", "--out", "o", "--n-atoms", "7", "--no-progress"]))
+    assert given == {"n_atoms": 7, "progress": False} and params["n_atoms"] == 7

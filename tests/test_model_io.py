@@ -2,14 +2,16 @@
 
 import io
 import pathlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import eaelib
-from eaelib import EnergyAutoEncoder, extract_patches
+from eaelib import EnergyAutoEncoder, extract_patches, load_model, save_model
 from eaelib._base import NotFittedError
-from eaelib.model_io import ENERGY_TERMS, FORMAT_VERSION, load_model, save_model
+from eaelib.model_io import ENERGY_TERMS, FORMAT_VERSION
+from eaelib.patches import PatchLayout
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +232,62 @@ def test_pickled_objects_are_refused_not_run(saved, tmp_path):
     with pytest.raises(ValueError, match="is not an eaelib model file"):
         load_model(saved)
     assert not marker.exists()
+
+
+# -- the patch layout (format 2) and format 1 files --------------------------------------------------------
+
+
+def test_patch_layout_round_trip(model, X, tmp_path):
+    path = tmp_path / "patches.npz"
+    save_model(model, path, patch_layout=PatchLayout(8, 4, centered=True))
+    loaded = load_model(path)
+    assert loaded.patch_layout_ == PatchLayout(8, 4, centered=True)
+    assert_same_model(loaded, model, X)
+    save_model(loaded, tmp_path / "again.npz")  # a loaded model keeps its layout
+    assert load_model(tmp_path / "again.npz").patch_layout_ == PatchLayout(8, 4, centered=True)
+    arrays = read(path)
+    assert (int(arrays["patch_size"]), int(arrays["patch_stride"]), bool(arrays["patch_centered"])) == (8, 4, True)
+    assert load_model(save_and_return(model, tmp_path / "none.npz")).patch_layout_ is None
+    with pytest.raises(TypeError, match="patch_layout must be a PatchLayout"):
+        save_model(model, tmp_path / "bad.npz", patch_layout=(8, 4))
+
+
+def save_and_return(model, path):
+    save_model(model, path)
+    return path
+
+
+def test_format_1_files_are_read(saved, model, X):
+    arrays = read(saved)
+    assert "patch_size" not in arrays
+    write(saved, {**arrays, "format_version": np.array(1)})
+    loaded = load_model(saved)
+    assert loaded.patch_layout_ is None
+    assert_same_model(loaded, model, X)
+    layout = {"patch_size": np.array(8), "patch_stride": np.array(4), "patch_centered": np.array(False)}
+    write(saved, {**arrays, **layout, "format_version": np.array(1)})
+    with pytest.raises(ValueError, match="unexpected arrays: patch_centered, patch_size, patch_stride"):
+        load_model(saved)
+
+
+def test_inconsistent_patch_layouts(model, tmp_path):
+    path = save_and_return(model, tmp_path / "m.npz")
+    save_model(model, path, patch_layout=PatchLayout(8, 4))
+    arrays = read(path)
+    write(path, {k: v for k, v in arrays.items() if k != "patch_stride"})
+    with pytest.raises(ValueError, match="missing arrays: patch_stride"):
+        load_model(path)
+    write(path, {**arrays, "patch_size": np.array(6)})
+    with pytest.raises(ValueError, match="patch_size 6 makes 36 features, but D_ has 64 rows"):
+        load_model(path)
+    write(path, {**arrays, "patch_centered": np.array(1)})
+    with pytest.raises(ValueError, match="patch_centered must be a 0-d array of kind 'b'"):
+        load_model(path)
+    write(path, {**arrays, "param_n_atoms": np.array(-3)})
+    with pytest.raises(ValueError, match="is not an eaelib model file: n_atoms must be an integer ≥ 1"):
+        load_model(path)
+
+
+def test_model_io_knows_the_file_not_the_estimator():
+    source = (Path(eaelib.__file__).parent / "model_io.py").read_text(encoding="utf-8")
+    assert "estimator" not in "".join(line for line in source.splitlines() if line.startswith(("from", "import")))

@@ -1,0 +1,167 @@
+"""The package itself: lazy public names, its import graph, its version, and copies of part of it."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+import eaelib
+
+PACKAGE = Path(eaelib.__file__).parent
+MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
+# The core, as the README's "Copying eaelib" describes it: the solver, the subproblems, learning, the
+# estimator and the patches, with the private helpers they use (and image.py, for extract_patches' as_gray).
+CORE = ("__init__", "_version", "_array", "_base", "_validation", "fista", "subproblems", "learning", "estimator")
+CORE += ("patches", "image")
+
+
+def _imports(module):
+    """The eaelib modules that ``module`` imports anywhere in its source (also inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            found |= {"__init__"} if node.module is None else {node.module.split(".")[0]}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "eaelib":
+            found.add(node.module.split(".")[1] if "." in node.module else "__init__")
+        elif isinstance(node, ast.Import):
+            found |= {"__init__" for alias in node.names if alias.name.split(".")[0] == "eaelib"}
+    return found
+
+
+def test_no_module_imports_the_package_root():
+    upward = [m for m in MODULES if m not in ("__init__", "__main__") and "__init__" in _imports(m)]
+    assert not upward, f"modules importing eaelib itself (an upward import): {upward}"
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = {m: _imports(m) - {"__init__"} for m in MODULES}
+    state = {}
+
+    def visit(module, path):
+        if state.get(module) == "done":
+            return
+        if state.get(module) == "open":
+            raise AssertionError(f"import cycle: {' → '.join([*path, module])}")
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            visit(target, [*path, module])
+        state[module] = "done"
+
+    for module in MODULES:
+        visit(module, [])
+
+
+def test_public_names_are_imported_on_first_use():
+    code = textwrap.dedent(
+        """
+        import sys
+        import eaelib
+        before = sorted(m for m in sys.modules if m.startswith("eaelib"))
+        assert before == ["eaelib", "eaelib._array", "eaelib._version", "eaelib.fista"], before
+        assert "eaelib.graph" not in sys.modules and "eaelib.analysis" not in sys.modules
+        eaelib.EnergyAutoEncoder  # the estimator and what it needs, not the rest
+        assert "eaelib.estimator" in sys.modules and "eaelib.analysis" not in sys.modules
+        assert "eaelib.graph" not in sys.modules and "eaelib.model_io" not in sys.modules
+        import eaelib.learning
+        assert callable(eaelib.fista), eaelib.fista  # the function, not the module of the same name
+        print("OK")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.strip() == "OK", result.stderr
+
+
+@pytest.mark.parametrize("name", eaelib.__all__)
+def test_every_public_name_resolves(name):
+    value = getattr(eaelib, name)
+    assert value is not None
+    assert name in dir(eaelib)
+
+
+def test_unknown_names_raise_attribute_error():
+    with pytest.raises(AttributeError, match="has no attribute 'nothing_here'"):
+        eaelib.nothing_here  # noqa: B018
+
+
+def test_the_version_comes_from_the_package_metadata():
+    assert eaelib.__version__ == metadata.version("eaelib")
+
+
+def _site_packages():
+    return sysconfig.get_paths()["purelib"]
+
+
+def _copy(modules, target):
+    package = target / "eaelib"
+    package.mkdir(parents=True)
+    for module in modules:
+        shutil.copy2(PACKAGE / f"{module}.py", package / f"{module}.py")
+    return package
+
+
+CORE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path[:0] = [TMPDIR, SITE]  # the copy first; site-packages without its .pth files (no editable eaelib)
+    import numpy as np
+    import eaelib
+    from eaelib import EnergyAutoEncoder, extract_patches
+
+    assert eaelib.__file__.startswith(TMPDIR), eaelib.__file__
+    assert eaelib.__version__ == "0+unknown", eaelib.__version__  # no metadata: a copied folder
+    image = np.random.default_rng(0).random((48, 48))
+    X = extract_patches(image, 8, 4)
+    model = EnergyAutoEncoder(n_atoms=12, max_outer=3, random_state=0).fit(X)
+    history = model.objective_history_
+    assert all(b <= a for a, b in zip(history, history[1:])), history
+    assert model.transform(X, method="encoder").shape == (X.shape[0], 12)
+    try:
+        eaelib.psnr
+    except ImportError as exc:  # analysis.py was not copied: the message says so
+        assert "analysis.py" in str(exc), exc
+    else:
+        raise AssertionError("eaelib.psnr resolved without analysis.py")
+    print("OK")
+    """
+)
+
+
+def test_the_core_copied_alone_fits(tmp_path):
+    _copy(CORE, tmp_path)
+    code = f"TMPDIR, SITE = {str(tmp_path)!r}, {_site_packages()!r}\n{CORE_SCRIPT}"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "OK", result.stderr[-3000:]
+
+
+def test_a_copied_folder_finds_barbara(tmp_path):
+    shutil.copytree(PACKAGE, tmp_path / "eaelib", ignore=shutil.ignore_patterns("__pycache__"))
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path[:0] = [{str(tmp_path)!r}, {_site_packages()!r}]
+        import eaelib
+        assert eaelib.__file__.startswith({str(tmp_path)!r}), eaelib.__file__
+        assert eaelib.load_image("barbara").shape == (574, 702)
+        print("OK")
+        """
+    )
+    result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "OK", result.stderr[-3000:]
+
+
+def test_submodules_are_attributes_as_after_an_eager_import():
+    code = "import eaelib\nprint(eaelib.image.DATA_DIR.name, eaelib.plot.__name__, eaelib.original.__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.split() == ["data", "eaelib.plot", "eaelib.original"], result.stderr
