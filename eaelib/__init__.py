@@ -62,6 +62,7 @@ _EXPORTS = {
     "learn": "learning",
     "reinitialize_dead_atoms": "learning",
     # patches.py
+    "PatchLayout": "patches",
     "extract_patches": "patches",
     "patch_grid": "patches",
     "reconstruct_from_patches": "patches",

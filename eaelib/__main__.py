@@ -315,8 +315,8 @@ def _load_model(args, path, argument="MODEL", need_layout=True):
         _error(
             args,
             f"argument {argument}: {path} does not say how its patches were cut (no patch size, stride and "
-            "centring): it was not written by `eaelib learn`; save it with save_model(model, path, "
-            "patch_layout=PatchLayout(size, stride, centered))",
+            "centring): it was not written by `eaelib learn`; save it with eaelib.save_model(model, path, "
+            "patch_layout=eaelib.PatchLayout(size, stride, centered))",
         )
     return model
 

@@ -129,7 +129,7 @@ class PatchLayout:
     Examples
     --------
     >>> import numpy as np
-    >>> from eaelib.patches import PatchLayout
+    >>> from eaelib import PatchLayout
     >>> layout = PatchLayout(2, 2, centered=True)
     >>> image = np.arange(16.0).reshape(4, 4)
     >>> X, means = layout.extract(image)

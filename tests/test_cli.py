@@ -253,7 +253,7 @@ def test_commands_refuse_bad_models_and_codes(learned, image_path, tmp_path, cap
     save_model(no_layout, bare)
     assert load_model(bare).patch_layout_ is None and X.shape[1] == 64
     assert main(["encode", str(bare), str(image_path), "--out", str(tmp_path / "o")]) == 2
-    assert "patch_layout=PatchLayout" in capsys.readouterr().err
+    assert "patch_layout=eaelib.PatchLayout" in capsys.readouterr().err
     assert main(["encode", str(tmp_path / "none.npz"), str(image_path), "--out", str(tmp_path / "o")]) == 2
     assert "argument MODEL" in capsys.readouterr().err
     text = tmp_path / "codes.npz"
