@@ -470,8 +470,8 @@ def learn_command(args, out=None, err=None):
     except KeyboardInterrupt:  # before the first outer iteration completed: nothing to save
         print("interrupted before the first outer iteration: nothing saved", file=err)
         raise
-    finally:
-        model.set_params(callback=None)
+    finally:  # the saved model neither calls back nor warm-starts a later fit by surprise
+        model.set_params(callback=None, warm_start=False)
     elapsed = time.perf_counter() - start
     interrupted = stop.requested
 
@@ -752,15 +752,20 @@ def main(argv=None):
     failure while computing gives 1; Ctrl-C gives 130 (after ``learn`` saved the model so far).
     """
     parser = build_parser()
+    command = "eaelib"
     try:
         args = parser.parse_args(argv)
+        command = f"eaelib {args.command}"
         args.run(args)
     except SystemExit as exc:  # argparse: --help or --version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except (_Interrupted, KeyboardInterrupt):
+    except _Interrupted:  # the command saved what it had, and said so
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except FloatingPointError as exc:
-        print(f"eaelib {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return 1
     return 0
 
