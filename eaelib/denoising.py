@@ -204,8 +204,10 @@ def denoise(
     >>> from sklearn.decomposition import SparseCoder
     >>> from eaelib import dct_dictionary, denoise
     >>> image = np.add.outer(np.linspace(0, 1, 16), np.linspace(0, 1, 16)) / 2
-    >>> coder = SparseCoder(dct_dictionary(4, 16).T, transform_algorithm="threshold", transform_alpha=0.0)
-    >>> bool(np.allclose(denoise(image, coder, patch_size=4), image))  # an orthonormal basis, no threshold
+    >>> # an orthonormal basis and no threshold: the image comes back
+    >>> basis = dct_dictionary(4, 16).T
+    >>> coder = SparseCoder(basis, transform_algorithm="threshold", transform_alpha=0.0)
+    >>> bool(np.allclose(denoise(image, coder, patch_size=4), image))
     True
     """
     patch_size = check_scalar(patch_size, "patch_size", kind="int", low=1)

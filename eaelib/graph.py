@@ -316,8 +316,9 @@ def neighbour_code_distance(Z, laplacian):
     --------
     >>> import numpy as np
     >>> from eaelib import neighbour_code_distance
-    >>> L = np.array([[1.0, -1.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])  # one edge: 0 — 1
-    >>> Z = np.array([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])  # the neighbours' codes are orthogonal
+    >>> # one edge, 0 — 1, whose ends have orthogonal codes
+    >>> L = np.array([[1.0, -1.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    >>> Z = np.array([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
     >>> round(neighbour_code_distance(Z, L), 6)  # √2 / mean(1, 1, √50)
     0.467711
     """

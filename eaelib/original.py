@@ -76,7 +76,8 @@ def original_patch_positions(image_shape, size=12):
     Examples
     --------
     >>> positions, writes = original_patch_positions((36, 36), size=12)
-    >>> positions.tolist()  # 3 × 3 pairs, 9 columns: five pairs write column 0, none writes 3 or 5 to 8
+    >>> # 3 × 3 pairs, 9 columns: five pairs write column 0, none writes 3 or 5 to 8
+    >>> positions.tolist()
     [[2, 0], [1, 1], [2, 1], [-1, -1], [2, 2], [-1, -1], [-1, -1], [-1, -1], [-1, -1]]
     >>> writes.tolist()
     [5, 1, 2, 0, 1, 0, 0, 0, 0]

@@ -248,6 +248,29 @@ const done = arguments[arguments.length - 1];
 """
 
 
+# Everything that scrolls sideways inside the chapter's column, once every collapsed block (hidden
+# cells, solutions, dropdowns) is opened: code blocks and outputs (<pre>), display equations, tables.
+# scrollWidth counts content that sticks out even where overflow is visible; 1 px allows for rounding.
+_OVERFLOWS = """
+document.querySelectorAll("main details").forEach((details) => { details.open = true; });
+const wide = [];
+const check = (kind, element, box) => {
+  if (box.scrollWidth > box.clientWidth + 1) {
+    const text = (element.textContent || "").replace(/\\s+/g, " ").trim().slice(0, 80);
+    wide.push(`${kind} ${box.scrollWidth} px in ${box.clientWidth} px: ${text}`);
+  }
+};
+document.querySelectorAll("main article pre").forEach((pre) => check("code", pre, pre));
+document.querySelectorAll("main article mjx-container[display='true']")
+  .forEach((math) => check("equation", math, math));
+document.querySelectorAll("main article table")
+  .forEach((table) => check("table", table, table.parentElement));
+const article = document.querySelector("main article");
+if (article && !wide.length) check("page", article, article);
+return wide;
+"""
+
+
 def _requested_urls(driver):
     """The URLs the page asked for since the last call, from Chromium's performance log."""
     urls = []
@@ -290,3 +313,8 @@ def test_page_renders_offline(page, server, browser):
             assert browser.save_screenshot(str(SCREENSHOTS / SCREENSHOT_PAGES[page]))
         finally:
             browser.set_window_size(1280, 1000)
+
+    # Last, since it opens every collapsed block: at 1280 pixels nothing scrolls sideways (the chapters'
+    # code is formatted at 88 columns for this, book/ruff.toml).
+    wide = browser.execute_script(_OVERFLOWS)
+    assert not wide, f"{page}: wider than the column (" + "; ".join(wide) + ")"
