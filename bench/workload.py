@@ -85,12 +85,11 @@ class Workload:
     def initial(self):
         """Starting codes, dictionary and encoder ``(Z0, D0, E0)`` in ``X``'s dtype.
 
-        :func:`eaelib.initialize`, the start of :class:`eaelib.EnergyAutoEncoder`
-        for ``random_state=seed``: Gaussian atoms
-        ``np.random.default_rng(seed).standard_normal((n, m))`` scaled to unit
-        norm, ``E0`` the column projection of ``D0ᵀ``, and ``Z0 = 0``.
+        :func:`eaelib.initialize` with the estimator's default ``init``, the start
+        of :class:`eaelib.EnergyAutoEncoder` for ``random_state=seed``: ``E0``
+        the column projection of ``D0ᵀ``, and ``Z0 = 0``.
         """
-        return eaelib.initialize(self.X, self.n_atoms, self.seed)
+        return eaelib.initialize(self.X, self.n_atoms, self.seed, method=eaelib.EnergyAutoEncoder().init)
 
     def astype(self, dtype):
         """The same workload with ``X`` converted to ``dtype``."""

@@ -35,6 +35,9 @@ _EXPORTS = {
     "centered_patches": "denoising",
     "dct_dictionary": "denoising",
     "denoise": "denoising",
+    # dual.py
+    "DualResult": "dual",
+    "solve_ball_least_squares": "dual",
     # estimator.py
     "EnergyAutoEncoder": "estimator",
     "load_model": "estimator",
@@ -44,6 +47,7 @@ _EXPORTS = {
     "L1Penalty": "fista",
     "Quadratic": "fista",
     "UnitColumns": "fista",
+    "certificate": "fista",
     "project_columns": "fista",
     "soft_threshold": "fista",
     # graph.py
@@ -55,6 +59,7 @@ _EXPORTS = {
     "load_image": "image",
     # learning.py
     "DivergenceError": "learning",
+    "EnergyIncreaseError": "learning",
     "InnerTrace": "learning",
     "LearningResult": "learning",
     "dead_atoms": "learning",
@@ -70,8 +75,11 @@ _EXPORTS = {
     "code_problem": "subproblems",
     "constraint_violation": "subproblems",
     "dictionary_problem": "subproblems",
+    "dictionary_statistics": "subproblems",
     "encoder_problem": "subproblems",
+    "encoder_statistics": "subproblems",
     "energy_terms": "subproblems",
+    "solve_ball": "subproblems",
     "solve_codes": "subproblems",
     "solve_dictionary": "subproblems",
     "solve_encoder": "subproblems",

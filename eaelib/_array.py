@@ -107,6 +107,16 @@ def sq_norm(xp, a):
     return inner(xp, a, a)
 
 
+def extreme_eigenvalues(xp, gram):
+    """Smallest and largest eigenvalues of the symmetric positive semi-definite matrix ``gram``."""
+    if gram.shape[0] == 0:
+        return 0.0, 0.0
+    values = xp.linalg.eigvalsh(gram)
+    low, high = float(xp.min(values)), float(xp.max(values))
+    # eigvalsh can return slightly negative values for a singular matrix.
+    return max(low, 0.0), (max(high, 0.0) if math.isfinite(high) else high)
+
+
 def largest_eigenvalue(xp, gram):
     """Largest eigenvalue of the symmetric positive semi-definite matrix ``gram``."""
     if gram.shape[0] == 0:

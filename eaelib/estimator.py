@@ -10,10 +10,15 @@ import numpy as np
 from ._array import BACKENDS, DTYPES, backend_name, get_namespace
 from ._base import BaseEstimator, ConvergenceWarning, DataConversionWarning, NotFittedError, TransformerMixin
 from ._validation import check_array, check_params, check_scalar, model_namespace, numpydoc_parameters, param
-from .learning import DivergenceError, dead_atoms, initialize, learn
-from .subproblems import energy_terms, solve_codes
+from .learning import INITIALIZATIONS, DivergenceError, EnergyIncreaseError, dead_atoms, initialize, learn
+from .subproblems import BALL_SOLVERS, energy_terms, solve_codes
 
 TRANSFORM_METHODS = ("exact", "encoder")
+# Exact codes: KKT residual ≤ 1e-6 λ_s, from the encoder's prediction EX (measured in bench/: fewer
+# iterations than from zeros), with restarted momentum.
+_TRANSFORM_RTOL = 1e-6
+_TRANSFORM_START = "encoder"
+_TRANSFORM_MOMENTUM = "strong"
 WEIGHTS = ("lambda_d", "lambda_e", "lambda_s", "lambda_g")
 
 
@@ -30,8 +35,11 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         λ_d/2 ‖X − DZ‖² + λ_e/2 ‖Z − EX‖² + λ_s ‖Z‖₁ + λ_g/2 tr(Z L Zᵀ)
 
     subject to unit-norm-bounded columns of ``D`` and ``E``, by alternating
-    FISTA solves of the three convex subproblems. The formula is in the
-    book's orientation (samples as columns); the methods take and return
+    certified solves of the three convex subproblems: FISTA for the codes,
+    Newton's method on the Lagrange dual for ``D`` and ``E``. The fit stops
+    when no block can lower the energy by more than ``rtol`` times its value
+    (each block's duality gap), or warns at ``max_outer``. The formula is in
+    the book's orientation (samples as columns); the methods take and return
     samples as rows, like scikit-learn.
 
     Parameters
@@ -51,11 +59,19 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     energy_history_ : list of dict
         Every term of the energy at the same points (see :meth:`energy`).
     inner_history_ : list of InnerTrace
-        Per subproblem solve, the objective after each FISTA iteration.
+        Per subproblem solve, the objective and the certificate (duality gap) after each inner iteration.
+    certificate_history_ : list of dict
+        After each outer iteration, each block's duality gap (``"Z"``, ``"D"``,
+        ``"E"``): how much re-solving that block alone could still lower the energy.
     n_iter_ : int
         Outer iterations performed.
     converged_ : bool
-        Whether the relative tolerance was reached within ``max_outer``.
+        Whether the fit is block-stationary to ``rtol``: every block's duality
+        gap is at most ``rtol`` times the energy.
+    stop_reason_ : str
+        Why the fit stopped: ``"converged"``, ``"max_outer"``, ``"stalled"``
+        (no progress beyond the rounding of the energy), ``"callback"`` or
+        ``"interrupted"``.
     n_features_in_ : int
         Number of features seen by :meth:`fit`.
     backend_ : str
@@ -115,15 +131,28 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         0.0, "real", "Weight λ_g of the graph term; > 0 needs fit(X, laplacian=L).", "float", low=0.0
     )
     max_outer: int = param(
-        20, "int", "Most alternating (outer) iterations.", "int", low=1, cli="--max-outer", cli_metavar="K"
+        200,
+        "int",
+        "Most alternating (outer) iterations; stopping there before convergence warns (ConvergenceWarning).",
+        "int",
+        low=1,
+        cli="--max-outer",
+        cli_metavar="K",
     )
     max_inner: int = param(
-        100, "int", "Most FISTA iterations per subproblem.", "int", low=1, cli="--max-inner", cli_metavar="K"
+        100,
+        "int",
+        "Most FISTA iterations per Z-step (and per D- or E-step with solver='fista').",
+        "int",
+        low=1,
+        cli="--max-inner",
+        cli_metavar="K",
     )
     rtol: float = param(
         1e-3,
         "real",
-        "Stop when an outer iteration lowers the energy by less than rtol times its value.",
+        "Block-stationarity tolerance: the fit has converged when no block (Z, D or E) can lower the energy by "
+        "more than rtol times its value, as certified by each block's duality gap.",
         "float",
         low=0.0,
         cli="--rtol",
@@ -132,11 +161,30 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     inner_rtol: float = param(
         1e-4,
         "real",
-        "Same as rtol, for the objective of each subproblem within FISTA.",
+        "A Z-step stops when its duality gap is at most inner_rtol times the energy, or a tenth of the gap it "
+        "started from, whichever is larger.",
         "float",
         low=0.0,
         cli="--inner-rtol",
         cli_metavar="TOL",
+    )
+    solver: str = param(
+        "dual",
+        "choice",
+        "Solver of the D- and E-steps: Newton's method on the Lagrange dual (exact in a few iterations, whatever "
+        "the conditioning) or FISTA (at most max_inner iterations), kept for comparison.",
+        f"{{{', '.join(repr(s) for s in BALL_SOLVERS)}}}",
+        choices=BALL_SOLVERS,
+        cli="--solver",
+    )
+    init: str = param(
+        "data",
+        "choice",
+        "Initial dictionary: samples drawn at random ('data'), Gaussian atoms ('random') or the principal "
+        "directions of the data ('svd'); see eaelib.initialize.",
+        f"{{{', '.join(repr(s) for s in INITIALIZATIONS)}}}",
+        choices=INITIALIZATIONS,
+        cli="--init",
     )
     random_state: int | np.random.Generator | None = param(
         None,
@@ -267,10 +315,12 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
                 max_inner=self.max_inner,
                 rtol=self.rtol,
                 inner_rtol=self.inner_rtol,
+                solver=self.solver,
                 reinit_dead_atoms=self.reinit_dead_atoms,
                 callback=callback,
+                multipliers=self._warm_multipliers(),
             )
-        except DivergenceError as exc:
+        except (DivergenceError, EnergyIncreaseError) as exc:
             self._store(exc.result, xp, n_features)
             raise
         finally:
@@ -284,13 +334,33 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        elif result.status in ("max_outer", "stalled"):
+            warnings.warn(self._not_converged_message(result), ConvergenceWarning, stacklevel=3)
         return result.Z
+
+    def _not_converged_message(self, result):
+        """What a fit that stopped before block-stationarity says, with the largest block gap."""
+        gaps = result.certificates[-1] if result.certificates else {}
+        energy = self.objective_history_[-1]
+        if gaps and energy:
+            worst = max(gaps, key=gaps.get)
+            reached = (
+                f"the {worst}-block can still lower the energy by up to {gaps[worst]:.3g} "
+                f"({gaps[worst] / energy:.2g} of it; rtol={self.rtol:g})"
+            )
+        else:
+            reached = "no certificate was computed"
+        if result.status == "max_outer":
+            cause = f"stopped at max_outer={self.max_outer}"
+        else:
+            cause = "stopped: the energy no longer falls beyond the rounding of its evaluation"
+        return f"fit {cause} before block-stationarity: {reached}; raise max_outer (warm_start=True continues)"
 
     def _starting_point(self, Xb):
         """``(Z, D, E)`` to start from: random, or the fitted state when warm starting."""
         n_features, n_samples = Xb.shape
         if not (self.warm_start and hasattr(self, "D_")):
-            return initialize(Xb, self.n_atoms, self.random_state)
+            return initialize(Xb, self.n_atoms, self.random_state, method=self.init)
         xp, device = get_namespace(Xb), Xb.device
         _, D = check_array(self.D_, name="D_", xp=xp, device=device, dtype=Xb.dtype)
         _, E = check_array(self.E_, name="E_", xp=xp, device=device, dtype=Xb.dtype)
@@ -306,22 +376,33 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             Z = xp.zeros((self.n_atoms, n_samples), dtype=Xb.dtype, device=Xb.device)
         return Z, D, E
 
+    def _warm_multipliers(self):
+        """The dual solver's multipliers of the last fit, when warm starting from it."""
+        if self.warm_start and hasattr(self, "D_"):
+            return getattr(self, "_multipliers", None)
+        return None
+
     def _store(self, result, xp, n_features):
         """Set the fitted attributes from a :class:`LearningResult`, continuing a warm start's history."""
         energy, inner, n_iter = result.energy, result.inner, result.n_iter
+        certificates = result.certificates
         previous = getattr(self, "objective_history_", None)
         if self.warm_start and previous and energy[0]["total"] == previous[-1]:
             # The same data from where the last fit stopped: one history.
             offset = self.n_iter_
             energy = self.energy_history_ + energy[1:]
             inner = self.inner_history_ + [replace(trace, outer=trace.outer + offset) for trace in inner]
+            certificates = self.certificate_history_ + certificates
             n_iter += offset
         self.D_, self.E_, self._codes = result.D, result.E, result.Z
         self.energy_history_ = energy
         self.objective_history_ = [terms["total"] for terms in energy]
         self.inner_history_ = inner
+        self.certificate_history_ = certificates
         self.n_iter_ = n_iter
         self.converged_ = result.converged
+        self.stop_reason_ = result.status
+        self._multipliers = result.multipliers
         self.n_features_in_ = n_features
         self.backend_ = backend_name(xp)
         self.n_dead_atoms_ = int(xp.sum(xp.astype(dead_atoms(result.Z), xp.int32)))
@@ -375,13 +456,17 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         X : array-like, shape (n_samples, n_features)
         method : {"exact", "encoder"}
             ``"exact"`` solves the Z-subproblem for the learned ``D_`` and
-            ``E_``; ``"encoder"`` is the fast approximation ``X @ E_.T`` (one
-            matrix product), the reason the encoder is learned.
+            ``E_``, starting from the encoder's prediction; ``"encoder"`` is
+            that prediction alone, ``X @ E_.T`` (one matrix product), the
+            reason the encoder is learned.
         rtol : float, optional
-            Relative tolerance of the exact solve; by default 0: until the
-            objective of every sample stops changing beyond rounding.
+            Tolerance of the exact solve: every sample's KKT residual (the
+            largest entry of the least-norm subgradient) at most ``rtol``
+            times ``lambda_s``; 1e-6 by default. 0 solves as accurately as
+            the arithmetic allows.
         max_iter : int, optional
-            Most FISTA iterations of the exact solve; ``10 * max_inner`` by default.
+            Most FISTA iterations of the exact solve; ``10 * max_inner`` by
+            default. Stopping there warns (``ConvergenceWarning``).
         """
         if method not in TRANSFORM_METHODS:
             raise ValueError(f"method must be one of {TRANSFORM_METHODS}, got {method!r}")
@@ -389,18 +474,28 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         if method == "encoder":
             return X @ self.E_.mT
         weights = self._weights()
-        rtol = check_scalar(0.0 if rtol is None else rtol, "rtol", low=0.0)
+        rtol = check_scalar(_TRANSFORM_RTOL if rtol is None else rtol, "rtol", low=0.0)
         max_iter = check_scalar(10 * self.max_inner if max_iter is None else max_iter, "max_iter", kind="int", low=1)
         result = solve_codes(
             X.mT,
             self.D_,
             self.E_,
+            _TRANSFORM_START,
             lambda_d=weights["lambda_d"],
             lambda_e=weights["lambda_e"],
             lambda_s=weights["lambda_s"],
             rtol=rtol,
             max_iter=max_iter,
+            criterion="kkt",
+            momentum=_TRANSFORM_MOMENTUM,
         )
+        if not result.converged:
+            warnings.warn(
+                f"transform stopped ({result.status}) after {result.n_iter} iterations with a KKT residual of "
+                f"{result.certificate[-1]:.3g} (tolerance {rtol:g} × lambda_s); raise max_iter or rtol",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         return result.x.mT
 
     def inverse_transform(self, Z):

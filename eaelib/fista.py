@@ -1,4 +1,4 @@
-"""One accelerated proximal-gradient solver for the three subproblems.
+"""Accelerated proximal gradient for "quadratic + simple term" problems, stopped on a certificate.
 
 Each subproblem of the energy auto-encoder is *a quadratic plus a simple
 non-smooth term*::
@@ -6,15 +6,28 @@ non-smooth term*::
     minimize  F(x) = ½⟨x, A x⟩ − ⟨b, x⟩ + c  +  g(x)
 
 with ``A`` linear, symmetric and positive semi-definite. :func:`fista` solves
-that with the monotone FISTA of Beck and Teboulle (2009). Because ``A`` is
-linear, ``A y`` at the extrapolated point is the same combination of the
-``A x`` already computed, so every iteration costs a single application of
-``A`` and still yields the exact objective of each iterate.
+it by accelerated proximal gradient (Beck and Teboulle, 2009). Because ``A``
+is linear, ``A y`` at the extrapolated point is the same combination of the
+``A x`` already computed: every iteration costs a single application of ``A``.
+
+Three things make its answers trustworthy:
+
+* **A certificate stops it**, not an iteration count: a duality gap (an upper
+  bound on ``F(x) − min F``) or the KKT residual (the distance from ``0`` to
+  the subdifferential), each computed from the gradient ``A x − b`` it already
+  has. Reaching ``max_iter`` first leaves ``converged`` False.
+* **Changes are computed without cancellation**: ``f(z) − f(x) = ⟨z − x,
+  ½(A z + A x) − b⟩`` never forms ``c``, which can be far larger than the
+  change (in float32 the difference of two objectives is mostly rounding).
+* **The monotone variants are monotone to the last bit**: the history adds the
+  accepted changes, each ≤ 0, and rounded addition of a non-positive number
+  never increases a sum.
 
 When the problem is *separable by columns* (``A`` acts on each column alone,
-as for the codes without the graph term), every column is its own problem:
-it is accepted, extrapolated and stopped on its own objective, so a column's
-solution does not depend on which other columns share the batch.
+as for the codes without the graph term), every column is its own problem,
+with its own acceptance, momentum and stop: a column's solution does not
+depend on which other columns share the batch, and converged columns leave
+the working arrays.
 """
 
 from __future__ import annotations
@@ -27,6 +40,23 @@ from typing import Any
 from ._array import get_namespace
 
 Array = Any
+
+#: Momentum schemes of :func:`fista`. ``"monotone"``: Beck and Teboulle's
+#: MFISTA (a rejected step keeps ``x`` but keeps the momentum);
+#: ``"restart"``: monotone, and a rejected step restarts the momentum of its
+#: block (O'Donoghue and Candès, 2015); ``"strong"``: the constant momentum
+#: ``(√L − √μ)/(√L + √μ)`` of a ``μ``-strongly convex problem, restarted on
+#: rejection (``"restart"`` when ``μ = 0``); ``"fista"``: plain FISTA, which
+#: is *not* monotone; ``"ista"``: no momentum (proximal gradient).
+MOMENTA = ("monotone", "restart", "strong", "fista", "ista")
+#: Certificates :func:`fista` can stop on.
+CRITERIA = ("gap", "kkt")
+
+_FLOOR = 8.0  # rounding floor of a certificate, in units of eps times its magnitude (measured: ≤ 3)
+# A block whose steps all fail to lower its objective this many times in a row has stalled at
+# rounding. Only with restarts: after one, the next step is a proximal gradient step, which lowers
+# the objective unless at its minimum; MFISTA can legitimately reject many steps in a row.
+_STALL = 20
 
 
 @dataclass(frozen=True)
@@ -41,12 +71,19 @@ class Quadratic:
         Linear term, same shape as ``x``.
     c : float or array
         Constant, so that ``f`` is the true value of the energy terms; for a
-        separable problem, one constant per column (shape ``(N,)``).
+        separable problem, one constant per column (shape ``(N,)``). ``f``
+        must be a sum of squares (``f ≥ 0``), as the energy terms are: the
+        duality gap of the ℓ1 problems relies on it.
     lipschitz : float
         Largest eigenvalue of ``A``: the Lipschitz constant of ``∇f = A x − b``.
     separable : bool
         Whether ``A`` acts on each column alone, making each column an
         independent problem.
+    strong_convexity : float
+        A lower bound ``μ ≥ 0`` on the smallest eigenvalue of ``A``.
+    gram : array, optional
+        For a separable problem, the matrix ``G`` with ``A x = G x``, for
+        solvers that need it explicitly.
     """
 
     apply: Callable[[Array], Array]
@@ -54,26 +91,35 @@ class Quadratic:
     c: Any
     lipschitz: float
     separable: bool = False
+    strong_convexity: float = 0.0
+    gram: Any = None
 
     def values(self, x, ax):
         """``f`` per independent block given ``ax = A x``: shape ``(N,)`` if separable, else ``(1,)``."""
-        xp = get_namespace(x)
         w = 0.5 * ax
         w -= self.b
         w *= x
-        return xp.reshape(xp.sum(w, axis=0 if self.separable else None) + self.c, (-1,))
+        return _per_block(get_namespace(x), w, self.separable) + self.c
 
     def value(self, x, ax):
         """``f(x)`` given ``ax = A x``, as a float."""
-        xp = get_namespace(x)
-        return float(xp.sum(self.values(x, ax)))
+        return _total(get_namespace(x), self.values(x, ax))
+
+    def changes(self, x, ax, z, az):
+        """``f(z) − f(x)`` per block, as ``⟨z − x, ½(A z + A x) − b⟩``: no cancellation against ``c``."""
+        w = az + ax
+        w *= 0.5
+        w -= self.b
+        w *= z - x
+        return _per_block(get_namespace(x), w, self.separable)
 
     def take(self, indices):
         """The problem restricted to the columns ``indices`` (separable problems only)."""
         if not self.separable:
             raise ValueError("only a separable problem splits into columns")
         xp = get_namespace(self.b)
-        return Quadratic(self.apply, xp.take(self.b, indices, axis=1), xp.take(self.c, indices), self.lipschitz, True)
+        b, c = xp.take(self.b, indices, axis=1), xp.take(self.c, indices)
+        return Quadratic(self.apply, b, c, self.lipschitz, True, self.strong_convexity, self.gram)
 
 
 class L1Penalty:
@@ -85,14 +131,63 @@ class L1Penalty:
     def values(self, x, separable=False):
         """``g`` per block: per column if ``separable``, else one value."""
         xp = get_namespace(x)
-        return xp.reshape(self.weight * xp.sum(xp.abs(x), axis=0 if separable else None), (-1,))
+        return self.weight * _per_block(xp, xp.abs(x), separable)
 
     def value(self, x):
         xp = get_namespace(x)
         return self.weight * float(xp.sum(xp.abs(x)))
 
+    def changes(self, x, z, separable=False):
+        """``g(z) − g(x)`` per block, summed entry by entry: two ``λ‖·‖₁`` of similar size would cancel."""
+        xp = get_namespace(x)
+        return self.weight * _per_block(xp, xp.abs(z) - xp.abs(x), separable)
+
     def prox(self, x, step):
         return soft_threshold(x, self.weight * step)
+
+    def kkt(self, x, grad, separable=False):
+        """Largest entry of the least-norm element of ``∇f + ∂g`` per block (0 at the minimizer)."""
+        xp = get_namespace(x)
+        # x_i = 0: |∇f_i| ≤ λ; x_i ≠ 0: ∇f_i = −λ sign(x_i).
+        return _per_block(xp, xp.abs(self._least_norm_subgradient(x, grad)), separable, xp.max)
+
+    def gap(self, x, grad, f_values, strong_convexity, separable=False):
+        """Duality gap per block: an upper bound on ``F(x) − min F``, with no cancellation against ``c``.
+
+        Writing ``f = ½‖Kx − y‖²`` (any sum of squares), the dual point
+        ``θ = s (y − Kx)`` with ``s = min(1, λ/‖∇f‖_∞)`` is feasible, and
+        ``F(x) − D(θ) = λ‖x‖₁ + s⟨x, ∇f⟩ + (1 − s)² f(x)``. The last term is
+        the only one that depends on ``c``, and vanishes as ``s → 1``. When
+        ``f`` is ``μ``-strongly convex, ``F(x) − min F ≤ ‖v‖²/(2μ)`` for the
+        least-norm subgradient ``v``, which is far tighter when one entry of
+        the gradient is far off (``s`` far below 1): the smaller bound is used.
+        """
+        xp = get_namespace(x)
+        lam = self.weight
+        bounds = []
+        if lam > 0 or strong_convexity == 0:
+            x_grad = _per_block(xp, x * grad, separable)
+            grad_max = _per_block(xp, xp.abs(grad), separable, xp.max)
+            s = xp.where(grad_max > lam, lam / xp.where(grad_max > lam, grad_max, 1.0), 1.0)
+            l1 = _per_block(xp, xp.abs(x), separable)
+            # With λ = 0 (s = 0) this is loose by min f: only a bound.
+            bounds.append(lam * l1 + s * x_grad + (1.0 - s) ** 2 * f_values)
+        if strong_convexity > 0:
+            v = self._least_norm_subgradient(x, grad)
+            bounds.append(_per_block(xp, v * v, separable) / (2 * strong_convexity))
+        gap = bounds[0] if len(bounds) == 1 else xp.minimum(*bounds)
+        return xp.clip(gap, 0.0, None)
+
+    def _least_norm_subgradient(self, x, grad):
+        xp = get_namespace(x)
+        lam = self.weight
+        off = xp.sign(grad) * xp.clip(xp.abs(grad) - lam, 0.0, None)  # x_i = 0: the excess over λ
+        return xp.where(x == 0, off, grad + lam * xp.sign(x))
+
+    def dual_size(self, x, separable=False):
+        """ℓ1 size of what the gap pairs with ``∇f`` beside ``x`` (none: its error is ``‖x‖₁`` times the gradient's)."""
+        xp = get_namespace(x)
+        return xp.zeros(self.values(x, separable).shape, dtype=x.dtype, device=x.device)
 
 
 class UnitColumns:
@@ -112,8 +207,34 @@ class UnitColumns:
         xp = get_namespace(x)
         return float(xp.sum(self.values(x)))
 
+    def changes(self, x, z, separable=False):
+        """``g(z) − g(x)`` per block: 0 between feasible points, ``inf`` if ``z`` is not."""
+        return self.values(z, separable) - self.values(x, separable)
+
     def prox(self, x, step):
         return project_columns(x)
+
+    def kkt(self, x, grad, separable=False):
+        """Largest column residual ``‖∇f_k + μ_k x_k‖`` with the best multiplier ``μ_k ≥ 0``."""
+        xp = get_namespace(x)
+        sq = xp.sum(x * x, axis=0)
+        on_sphere = sq >= 1 - 1e3 * xp.finfo(x.dtype).eps
+        mu = xp.clip(-xp.sum(grad * x, axis=0), 0.0, None) / xp.where(on_sphere, sq, 1.0)
+        residual = grad + xp.where(on_sphere, mu, 0.0) * x
+        return _per_block(xp, xp.linalg.vector_norm(residual, axis=0), separable, xp.max)
+
+    def gap(self, x, grad, f_values, strong_convexity, separable=False):
+        """Frank–Wolfe gap ``⟨∇f, x⟩ + Σ_k ‖∇f_k‖ = max over feasible v of ⟨∇f, x − v⟩ ≥ F(x) − min F``."""
+        xp = get_namespace(x)
+        per_column = xp.sum(grad * x, axis=0) + xp.linalg.vector_norm(grad, axis=0)
+        return xp.clip(_per_block(xp, per_column, separable), 0.0, None)
+
+    def dual_size(self, x, separable=False):
+        """ℓ1 size of the unit vectors ``∇f_k/‖∇f_k‖`` the gap pairs with ``∇f``: at most ``√rows`` a column."""
+        xp = get_namespace(x)
+        size = float(x.shape[1] if not separable else 1) * math.sqrt(x.shape[0])
+        shape = (x.shape[1],) if separable else (1,)
+        return xp.full(shape, size, dtype=x.dtype, device=x.device)
 
 
 def soft_threshold(x, threshold):
@@ -133,10 +254,17 @@ def project_columns(x):
 class FistaResult:
     """Outcome of :func:`fista`.
 
-    ``smooth[k]`` and ``penalty[k]`` are ``f`` and ``g`` at the iterate kept
-    after iteration ``k`` (``k = 0`` is the starting point). The objective of
-    every block never increases; the totals, summed over blocks, never
-    increase up to the rounding of that sum (a few ulps).
+    ``smooth[k]``, ``penalty[k]`` and ``objective[k]`` are ``f``, ``g`` and
+    ``f + g`` at the iterate kept after iteration ``k`` (``k = 0`` is the
+    start); ``certificate[k]`` is the stopping certificate there: the duality
+    gap summed over blocks (``criterion="gap"``) or the largest KKT residual
+    (``"kkt"``). For the monotone momenta ``objective`` never increases, to
+    the last bit; ``smooth`` and ``penalty`` alone may.
+
+    ``status`` says why it stopped: ``"converged"`` (every block's
+    certificate met its tolerance, or the rounding floor of its arithmetic),
+    ``"max_iter"``, or ``"stalled"`` (some block could make no step at all,
+    while its certificate stayed above tolerance: rounding decides there).
     """
 
     x: Array
@@ -144,102 +272,236 @@ class FistaResult:
     converged: bool
     smooth: list = field(default_factory=list)
     penalty: list = field(default_factory=list)
+    objective: list = field(default_factory=list)
+    certificate: list = field(default_factory=list)
+    criterion: str = "gap"
+    status: str = "max_iter"
 
-    @property
-    def objective(self):
-        return [s + p for s, p in zip(self.smooth, self.penalty, strict=True)]
 
-
-def fista(f, g, x0, *, rtol=1e-6, max_iter=100, patience=3):
-    """Minimize ``f(x) + g(x)`` by monotone FISTA, starting from ``x0``.
+def fista(f, g, x0, *, rtol=1e-6, max_iter=100, criterion="gap", momentum="restart", atol=None):
+    """Minimize ``f(x) + g(x)`` by accelerated proximal gradient from ``x0``, to a certificate.
 
     Parameters
     ----------
     f : Quadratic
         Smooth part, with its Lipschitz constant.
     g : L1Penalty or UnitColumns
-        Non-smooth part: any object with ``values(x, separable)`` and ``prox(x, step)``.
+        Non-smooth part: any object with ``values``, ``changes``, ``prox``, ``gap``, ``kkt`` and
+        ``dual_size``.
     x0 : array
-        Warm start. The objective never rises above ``f(x0) + g(x0)``.
+        Warm start. With a monotone momentum the objective never rises above ``F(x0)``.
     rtol : float
         A block (a column of a separable problem, else the whole problem)
-        stops when ``patience`` steps in a row each change its objective by at
-        most ``rtol`` times its value plus its rounding error. ``rtol=0`` runs
-        until the objective stops changing; a negative ``rtol`` never stops
-        before ``max_iter``.
+        stops when its certificate is at most ``rtol`` times its scale: its
+        objective ``F`` for the duality gap, ``λ`` (or ``‖b‖_∞`` when ``λ = 0``
+        or ``g`` is a constraint) for the KKT residual. A certificate can
+        never be computed below the rounding error of its arithmetic; that
+        floor also stops a block, so ``rtol=0`` means "as accurate as this
+        precision allows". A negative ``rtol`` never stops before ``max_iter``.
     max_iter : int
         Most iterations (applications of ``A``).
-    patience : int
-        How many small steps in a row mean convergence. FISTA's objective can
-        stall for a step while the iterates still move, so one is not enough.
+    criterion : {"gap", "kkt"}
+        The certificate: the duality gap bounds ``F(x) − min F`` (what the
+        energy can still gain), the KKT residual measures stationarity entry
+        by entry.
+    momentum : {"monotone", "restart", "strong", "fista", "ista"}
+        See :data:`MOMENTA`.
+    atol : float, optional
+        Also stop, converged, as soon as the certificate of the whole
+        problem (the gaps summed over blocks, or the largest KKT residual) is
+        at most ``atol``: what a caller needs of a subproblem is often a
+        total, which the slowest blocks need not hold up.
+
     Returns
     -------
     FistaResult
     """
-    return _fista(f, g, x0, rtol=rtol, max_iter=max_iter, patience=patience)
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    if momentum not in MOMENTA:
+        raise ValueError(f"momentum must be one of {MOMENTA}, got {momentum!r}")
+    return _Solver(f, g, x0, rtol, criterion, momentum).run(max_iter, atol)
 
 
-def _fista(f, g, x0, *, rtol, max_iter, patience):
-    xp = get_namespace(x0)
-    step = 1.0 / f.lipschitz if f.lipschitz > 0 else 1.0
-    x, ax = x0, f.apply(x0)
-    fx_smooth, fx_penalty = f.values(x, ax), g.values(x, f.separable)
-    result = FistaResult(x, 0, False, [_total(xp, fx_smooth)], [_total(xp, fx_penalty)])
-    if not math.isfinite(result.smooth[0] + result.penalty[0]):
-        raise FloatingPointError(f"FISTA started from a point of objective {result.objective[0]}")
-    y, ay, t = x, ax, 1.0
-    # Rounding error of a block's computed objective, relative to its size
-    # (the constant c and the quadratic nearly cancel): changes below it are noise.
-    # Measured on image patches: at most about 5 eps of |f| + |c|.
-    noise = -math.inf if rtol < 0 else 8 * float(xp.finfo(x.dtype).eps)
-    small_steps = xp.zeros(fx_smooth.shape, dtype=x.dtype, device=x.device)
-    active = xp.ones(fx_smooth.shape, dtype=xp.bool, device=x.device)
-    # Columns of a separable problem that have converged leave the working arrays.
-    done = _Retired(xp, x.shape[1] if f.separable else 0, x.device)
-    for k in range(1, max_iter + 1):
-        v = ay - f.b
-        v *= -step
-        v += y
-        z = g.prox(v, step)
-        az = f.apply(z)
-        fz_smooth, fz_penalty = f.values(z, az), g.values(z, f.separable)
-        fx, fz = fx_smooth + fx_penalty, fz_smooth + fz_penalty
-        if not bool(xp.all(xp.isfinite(fz))):
-            raise FloatingPointError(f"FISTA produced a non-finite objective at iteration {k}")
-        t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
-        beta, theta = (t - 1.0) / t_next, t / t_next
-        c_size = xp.abs(xp.asarray(f.c, dtype=x.dtype, device=x.device))
-        small = active & (xp.abs(fz - fx) <= rtol * xp.abs(fx) + noise * (xp.abs(fx) + c_size))
-        accept = active & (fz <= fx)
-        if bool(xp.all(accept)):  # the usual step: plain FISTA, y = z + β(z − x)
-            y, ay = _extrapolate(z, x, beta), _extrapolate(az, ax, beta)
-            x, ax, fx_smooth, fx_penalty = z, az, fz_smooth, fz_penalty
+class _Solver:
+    """The state of one :func:`fista` run, as named steps."""
+
+    def __init__(self, f, g, x0, rtol, criterion, momentum):
+        xp = self.xp = get_namespace(x0)
+        self.f, self.g, self.rtol, self.criterion = f, g, rtol, criterion
+        self.eps = float(xp.finfo(x0.dtype).eps)
+        self.step = 1.0 / f.lipschitz if f.lipschitz > 0 else 1.0
+        mu, lipschitz = f.strong_convexity, f.lipschitz
+        if momentum == "strong" and not 0 < mu < lipschitz:
+            momentum = "restart"
+        self.momentum = momentum
+        if momentum == "strong":
+            self.beta_strong = (math.sqrt(lipschitz) - math.sqrt(mu)) / (math.sqrt(lipschitz) + math.sqrt(mu))
+        self.monotone = momentum in ("monotone", "restart", "strong")
+        self.stalled = False
+        self.x, self.ax = x0, f.apply(x0)
+        self.fx, self.gx = f.values(self.x, self.ax), g.values(self.x, f.separable)
+        self.y, self.ay = self.x, self.ax
+        blocks = self.fx.shape
+        # Per block: momentum parameter, rejections in a row, and whether still iterating.
+        self.t = xp.ones(blocks, dtype=xp.float64, device=x0.device)
+        self.rejected = xp.zeros(blocks, dtype=xp.int32, device=x0.device)
+        self.active = xp.ones(blocks, dtype=xp.bool, device=x0.device)
+        self.b_max = _per_block(xp, xp.abs(f.b), f.separable, xp.max)
+        self.done = _Retired(xp, x0.shape[1] if f.separable else 0, x0.device, criterion)
+        self.cert, self.tol = self.certify()
+        objective = _total(xp, self.fx) + _total(xp, self.gx)
+        if not math.isfinite(objective):
+            raise FloatingPointError(f"FISTA started from a point of objective {objective}")
+        self.result = FistaResult(
+            x0, 0, False, [_total(xp, self.fx)], [_total(xp, self.gx)], [objective], [self.aggregate()], criterion
+        )
+
+    # -- certificates -----------------------------------------------------------------
+
+    def certify(self):
+        """Certificate and its tolerance, per block, at the current iterate."""
+        xp, f, g, sep = self.xp, self.f, self.g, self.f.separable
+        grad = self.ax - f.b
+        # Rounding error of one gradient entry: |(A x)_i| is at most L‖x‖₂, and b is subtracted.
+        x_norm = xp.sqrt(_per_block(xp, self.x * self.x, sep))
+        grad_error = _FLOOR * self.eps * (f.lipschitz * x_norm + self.b_max)
+        if self.criterion == "kkt":
+            cert = g.kkt(self.x, grad, sep)
+            weight = getattr(g, "weight", 0.0)
+            scale = xp.full(cert.shape, weight, dtype=cert.dtype, device=cert.device) if weight > 0 else self.b_max
+            floor = grad_error + _FLOOR * self.eps * weight
         else:
-            # Rejected blocks keep x but extrapolate towards z, y = x + θ(z − x),
-            # so the momentum survives (Beck and Teboulle's MFISTA); frozen
-            # blocks stay put. All three are y = x + coef·(z − x).
-            coef = theta * xp.astype(active, x.dtype) + (1.0 + beta - theta) * xp.astype(accept, x.dtype)
-            y, ay = x + coef * (z - x), ax + coef * (az - ax)
-            x, ax = xp.where(accept, z, x), xp.where(accept, az, ax)
-            fx_smooth, fx_penalty = xp.where(accept, fz_smooth, fx_smooth), xp.where(accept, fz_penalty, fx_penalty)
-        t = t_next
-        result.smooth.append(done.smooth + _total(xp, fx_smooth))
-        result.penalty.append(done.penalty + _total(xp, fx_penalty))
-        result.n_iter = k
-        small_steps = xp.where(small, small_steps + 1, 0.0)
-        active = active & (small_steps < patience)
-        n_active = int(xp.sum(xp.astype(active, xp.int32)))
-        if n_active == 0:
-            result.converged = True
-            break
-        if f.separable and n_active <= active.shape[0] // 2:
-            keep = done.retire(active, x, fx_smooth, fx_penalty)
-            f = f.take(keep)
-            x, ax, y, ay = (xp.take(a, keep, axis=1) for a in (x, ax, y, ay))
-            fx_smooth, fx_penalty, small_steps = (xp.take(a, keep) for a in (fx_smooth, fx_penalty, small_steps))
-            active = xp.ones(fx_smooth.shape, dtype=xp.bool, device=x.device)
-    result.x = done.assemble(x) if f.separable else x
-    return result
+            cert = g.gap(self.x, grad, self.fx, f.strong_convexity, sep)
+            scale = xp.abs(self.fx + self.gx)
+            l1 = _per_block(xp, xp.abs(self.x), sep)
+            floor = grad_error * (l1 + g.dual_size(self.x, sep)) + _FLOOR * self.eps * self.gx
+        if self.rtol < 0:
+            return cert, xp.full(cert.shape, -1.0, dtype=cert.dtype, device=cert.device)
+        return cert, xp.maximum(self.rtol * scale, floor)
+
+    def aggregate(self):
+        xp = self.xp
+        if self.criterion == "kkt":
+            return max(self.done.cert, float(xp.max(self.cert)) if self.cert.shape[0] else 0.0)
+        return self.done.cert + _total(xp, self.cert)
+
+    # -- one iteration ----------------------------------------------------------------
+
+    def proximal_step(self):
+        """``z = prox(y − ∇f(y)/L)`` and ``A z``."""
+        v = self.ay - self.f.b
+        v *= -self.step
+        v += self.y
+        z = self.g.prox(v, self.step)
+        return z, self.f.apply(z)
+
+    def combination_step(self, z, az, accept):
+        """The next iterate ``x`` and extrapolated point ``y`` of every block."""
+        xp, dtype = self.xp, self.x.dtype
+        t_next = 0.5 * (1.0 + xp.sqrt(1.0 + 4.0 * self.t * self.t))
+        if self.momentum == "ista":
+            beta = xp.zeros_like(self.t)
+        elif self.momentum == "strong":
+            beta = xp.full(self.t.shape, self.beta_strong, dtype=xp.float64, device=self.t.device)
+        else:
+            beta = (self.t - 1.0) / t_next
+        if bool(xp.all(accept)):  # the usual step: y = z + β(z − x)
+            beta = xp.astype(beta, dtype)
+            self.y, self.ay = _extrapolate(z, self.x, beta), _extrapolate(az, self.ax, beta)
+            self.x, self.ax, self.t = z, az, t_next
+            return
+        # Per block, y = x + coef·(z − x): accepted blocks extrapolate (coef = 1 + β); a rejected
+        # block keeps x and, with "monotone", moves towards z (coef = θ = t/t_next, MFISTA), else
+        # restarts its momentum (coef = 0); frozen blocks stay put.
+        accepted = xp.astype(accept, xp.float64)
+        rejected_coef = self.t / t_next if self.momentum == "monotone" else xp.zeros_like(self.t)
+        coef = xp.where(self.active, accepted * (1.0 + beta) + (1.0 - accepted) * rejected_coef, 0.0)
+        coef = xp.astype(coef, dtype)
+        self.y, self.ay = self.x + coef * (z - self.x), self.ax + coef * (az - self.ax)
+        self.x, self.ax = xp.where(accept, z, self.x), xp.where(accept, az, self.ax)
+        if self.momentum == "monotone":
+            self.t = t_next
+        else:
+            self.t = xp.where(accept | ~self.active, t_next, 1.0)
+
+    def run(self, max_iter, atol=None):
+        xp, g, result = self.xp, self.g, self.result
+        smooth, penalty, objective = result.smooth[0], result.penalty[0], result.objective[0]
+        if self.rtol >= 0:
+            self.active = self.cert > self.tol
+        met_atol = atol is not None and result.certificate[0] <= atol
+        if met_atol:
+            self.active = xp.zeros_like(self.active)
+        for k in range(1, max_iter + 1):
+            if not bool(xp.any(self.active)):
+                break
+            z, az = self.proximal_step()
+            df = self.f.changes(self.x, self.ax, z, az)
+            dg = g.changes(self.x, z, self.f.separable)
+            delta = df + dg
+            if not bool(xp.all(xp.isfinite(delta))):
+                raise FloatingPointError(f"FISTA produced a non-finite objective at iteration {k}")
+            accept = self.active & (delta <= 0) if self.monotone else self.active
+            self.combination_step(z, az, accept)
+            zero = xp.zeros_like(delta)
+            df, dg, delta = (xp.where(accept, d, zero) for d in (df, dg, delta))
+            self.fx, self.gx = self.fx + df, self.gx + dg
+            # Rounded addition of a number ≤ 0 never increases: the monotone history is exactly so.
+            smooth += _total(xp, df)
+            penalty += _total(xp, dg)
+            objective += _total(xp, delta)
+            # Blocks that made no progress (rejected, or exactly no change) count towards a stall.
+            progress = (accept & (delta < 0)) | ~self.active
+            self.rejected = xp.where(progress, 0, self.rejected + 1)
+            self.cert, self.tol = self.certify()
+            result.smooth.append(smooth)
+            result.penalty.append(penalty)
+            result.objective.append(objective)
+            result.certificate.append(self.aggregate())
+            result.n_iter = k
+            if atol is not None and result.certificate[-1] <= atol:
+                met_atol, self.active = True, xp.zeros_like(self.active)
+                break
+            if self.rtol >= 0:
+                met = self.cert <= self.tol
+                restarting = self.momentum in ("restart", "strong")
+                stalled = (self.rejected >= _STALL) if restarting else xp.zeros_like(met)
+                self.stalled = self.stalled or bool(xp.any(stalled & ~met))
+                self.active = self.active & ~met & ~stalled
+            self.retire_converged()
+        if met_atol:
+            result.status = "converged"
+        elif bool(xp.any(self.active)):
+            result.status = "max_iter"
+        else:
+            result.status = "stalled" if self.stalled else "converged"
+        result.converged = result.status == "converged"
+        result.x = self.done.assemble(self.x) if self.f.separable else self.x
+        return result
+
+    def retire_converged(self):
+        """Columns of a separable problem that have stopped leave the working arrays."""
+        xp = self.xp
+        n_active = int(xp.sum(xp.astype(self.active, xp.int32)))
+        if not self.f.separable or n_active > self.active.shape[0] // 2 or n_active == 0:
+            return
+        keep = self.done.retire(self.active, self.x, self.cert)
+        self.f = self.f.take(keep)
+        self.x, self.ax, self.y, self.ay = (xp.take(a, keep, axis=1) for a in (self.x, self.ax, self.y, self.ay))
+        for name in ("fx", "gx", "t", "rejected", "cert", "tol", "b_max"):
+            setattr(self, name, xp.take(getattr(self, name), keep))
+        self.active = xp.ones(self.fx.shape, dtype=xp.bool, device=self.x.device)
+
+
+def _per_block(xp, a, separable, reduce=None):
+    """Reduce ``a`` per column if ``separable``, else to one value; shape ``(N,)`` or ``(1,)``."""
+    reduce = xp.sum if reduce is None else reduce
+    if separable:
+        return reduce(a, axis=0)
+    if a.size == 0:
+        return xp.zeros((1,), dtype=a.dtype, device=a.device)
+    return xp.reshape(reduce(a), (1,))
 
 
 def _total(xp, values):
@@ -256,22 +518,25 @@ def _extrapolate(new, old, beta):
 
 
 class _Retired:
-    """The converged columns of a separable problem, set aside until the end."""
+    """The stopped columns of a separable problem, set aside until the end."""
 
-    def __init__(self, xp, n_columns, device):
-        self.xp = xp
+    def __init__(self, xp, n_columns, device, criterion):
+        self.xp, self.criterion = xp, criterion
         self.columns = xp.arange(n_columns, device=device)  # original index of each working column
         self.parts, self.part_columns = [], []
-        self.smooth = self.penalty = 0.0
+        self.cert = 0.0
 
-    def retire(self, active, x, fx_smooth, fx_penalty):
+    def retire(self, active, x, cert):
         """Set aside the inactive columns of ``x``; return the indices of the columns kept."""
         xp = self.xp
         (keep,), (leave,) = xp.nonzero(active), xp.nonzero(~active)
         self.parts.append(xp.take(x, leave, axis=1))
         self.part_columns.append(xp.take(self.columns, leave))
-        self.smooth += _total(xp, xp.take(fx_smooth, leave))
-        self.penalty += _total(xp, xp.take(fx_penalty, leave))
+        left = xp.take(cert, leave)
+        if self.criterion == "kkt":
+            self.cert = max(self.cert, float(xp.max(left)))
+        else:
+            self.cert += _total(xp, left)
         self.columns = xp.take(self.columns, keep)
         return keep
 
@@ -282,3 +547,14 @@ class _Retired:
         xp = self.xp
         order = xp.argsort(xp.concat([*self.part_columns, self.columns]))
         return xp.take(xp.concat([*self.parts, x], axis=1), order, axis=1)
+
+
+def certificate(f, g, x, criterion="gap"):
+    """The stopping certificate of :func:`fista` at ``x``, without iterating.
+
+    Returns the duality gap summed over blocks (``criterion="gap"``: an upper
+    bound on ``F(x) − min F``) or the largest KKT residual (``"kkt"``).
+    """
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    return _Solver(f, g, x, -1.0, criterion, "monotone").aggregate()

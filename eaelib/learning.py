@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ._array import from_numpy, get_namespace, largest_eigenvalue, to_numpy
+from ._array import from_numpy, get_namespace, sq_norm, to_numpy
 from ._validation import check_random_state
-from .fista import fista, project_columns
-from .subproblems import code_problem, dictionary_problem, encoder_problem, energy_terms
+from .fista import certificate, fista, project_columns
+from .subproblems import (
+    code_problem,
+    dictionary_statistics,
+    encoder_statistics,
+    energy_terms,
+    solve_ball,
+)
 
 Array = Any
 
 
 @dataclass
 class InnerTrace:
-    """Objective of one subproblem solve, per inner iteration (entry 0: warm start).
+    """One subproblem solve, per inner iteration (entry 0: the warm start).
 
-    ``smooth`` is the subproblem's quadratic part (its energy terms), ``penalty``
-    its non-smooth part (λ_s‖Z‖₁ for Z, 0 for the constraints of D and E).
+    ``smooth`` is the subproblem's quadratic part (its energy terms),
+    ``penalty`` its non-smooth part (λ_s‖Z‖₁ for Z, 0 for the constraints of
+    D and E), ``objective`` their sum (monotone to the last bit), and
+    ``certificate`` the solver's duality gap, an upper bound on what the
+    subproblem can still gain. ``status`` says why the solve stopped
+    (``"converged"``, ``"max_iter"`` or ``"stalled"``).
     """
 
     subproblem: str
@@ -28,6 +39,9 @@ class InnerTrace:
     smooth: list
     penalty: list
     converged: bool
+    objective: list = field(default_factory=list)
+    certificate: list = field(default_factory=list)
+    status: str = ""
 
 
 @dataclass
@@ -36,6 +50,14 @@ class LearningResult:
 
     ``energy[k]`` holds the terms of :func:`~eaelib.subproblems.energy_terms`
     after outer iteration ``k``; ``energy[0]`` is the initialization.
+    ``certificates[k − 1]`` holds, for the iterate after outer iteration
+    ``k``, each block's duality gap: how much the energy could still fall by
+    re-solving that block alone (``"Z"``, ``"D"``, ``"E"``). ``converged`` is
+    True when every one is at most ``rtol`` times the energy: the iterate is
+    block-stationary to that tolerance. ``status`` says why learning stopped:
+    ``"converged"``, ``"max_outer"``, ``"stalled"`` (an outer iteration could
+    not lower the energy beyond the rounding of its evaluation),
+    ``"callback"`` or ``"interrupted"``.
     """
 
     Z: Array
@@ -48,6 +70,9 @@ class LearningResult:
     stopped_by_callback: bool = False
     interrupted: bool = False
     n_reinitialized: int = 0
+    certificates: list = field(default_factory=list)
+    status: str = "max_outer"
+    multipliers: dict = field(default_factory=dict)
 
 
 class DivergenceError(FloatingPointError):
@@ -58,27 +83,69 @@ class DivergenceError(FloatingPointError):
         self.result = result
 
 
-def initialize(X, n_atoms, random_state=None):
+class EnergyIncreaseError(ArithmeticError):
+    """The energy rose beyond the rounding error of its evaluation: a block solver is wrong.
+
+    Every block step is monotone, so this never happens with eaelib's solvers;
+    ``result`` holds the last iterate before the rise.
+    """
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
+
+
+#: Initializations of :func:`initialize`.
+INITIALIZATIONS = ("random", "data", "svd")
+
+
+def initialize(X, n_atoms, random_state=None, method="random"):
     """Starting point of :func:`learn` for data ``X`` (n × N), in ``X``'s namespace.
 
-    ``D`` has Gaussian random atoms of unit norm, ``E`` is ``Dᵀ`` with its columns
-    projected onto the unit ball, and ``Z`` is zero: the first Z-step solves for it.
+    ``E`` is ``Dᵀ`` with its columns projected onto the unit ball, and ``Z`` is
+    zero: the first Z-step solves for it. ``D`` depends on ``method``:
+
+    - ``"random"``: Gaussian atoms of unit norm;
+    - ``"data"``: ``n_atoms`` samples drawn without replacement (with, if
+      there are fewer samples than atoms), scaled to unit norm; an all-zero
+      sample is replaced by a Gaussian atom;
+    - ``"svd"``: the leading left singular vectors of ``X`` (the principal
+      directions, as scikit-learn's ``DictionaryLearning`` starts), then, past
+      the rank of ``X``, samples as for ``"data"``.
 
     Parameters
     ----------
     X : array, shape (n, N)
     n_atoms : int
     random_state : int, numpy.random.Generator or None
+    method : {"random", "data", "svd"}
 
     Returns
     -------
     Z, D, E : arrays of shapes (m, N), (n, m) and (m, n)
     """
+    if method not in INITIALIZATIONS:
+        raise ValueError(f"init must be one of {INITIALIZATIONS}, got {method!r}")
     xp = get_namespace(X)
     rng = check_random_state(random_state)
-    D = from_numpy(xp, rng.standard_normal((X.shape[0], n_atoms)), dtype=X.dtype, device=X.device)
-    D = project_columns(D / xp.linalg.vector_norm(D, axis=0, keepdims=True))
-    Z = xp.zeros((n_atoms, X.shape[1]), dtype=X.dtype, device=X.device)
+    n, N = X.shape
+    gaussian = rng.standard_normal((n, n_atoms))
+    if method == "random":
+        atoms = gaussian
+    else:
+        X_np = to_numpy(X).astype(np.float64)
+        picked = rng.choice(N, size=n_atoms, replace=n_atoms > N)
+        atoms = X_np[:, picked]
+        if method == "svd":
+            u, s, _ = np.linalg.svd(X_np, full_matrices=False)
+            rank = int(np.sum(s > s[0] * max(n, N) * np.finfo(np.float64).eps)) if s.size and s[0] > 0 else 0
+            k = min(rank, n_atoms)
+            atoms = np.concatenate([u[:, :k], atoms[:, : n_atoms - k]], axis=1)
+        norms = np.linalg.norm(atoms, axis=0)
+        atoms = np.where(norms > 0, atoms, gaussian)
+    atoms = atoms / np.linalg.norm(atoms, axis=0)
+    D = project_columns(from_numpy(xp, atoms, dtype=X.dtype, device=X.device))
+    Z = xp.zeros((n_atoms, N), dtype=X.dtype, device=X.device)
     return Z, D, project_columns(D.mT)
 
 
@@ -129,19 +196,22 @@ def learn(
     lambda_s,
     lambda_g=0.0,
     laplacian=None,
-    max_outer=20,
+    max_outer=200,
     max_inner=100,
     rtol=1e-3,
     inner_rtol=1e-4,
+    solver="dual",
     reinit_dead_atoms=False,
     callback=None,
+    multipliers=None,
 ):
-    """Learn ``Z``, ``D`` and ``E`` from ``X`` (n × N) by alternating FISTA solves.
+    """Learn ``Z``, ``D`` and ``E`` from ``X`` (n × N) by alternating certified block solves.
 
-    The blocks are updated in the order Z, D, E, each from its current value by
-    a monotone solver, so the energy cannot increase. The energy is then
-    evaluated directly; should rounding make it rise all the same, the previous
-    iterate is kept and learning stops.
+    The blocks are updated in the order Z, D, E, each from its current value
+    by a monotone solver, so the energy cannot increase; it is then evaluated
+    directly. After every outer iteration each block's duality gap at the new
+    iterate is computed; learning stops when all are at most ``rtol`` times
+    the energy (block-stationarity), not when the energy merely changes little.
 
     Parameters
     ----------
@@ -154,17 +224,31 @@ def learn(
         Weights of the energy terms.
     laplacian : GraphLaplacian, optional
         Needed when ``lambda_g > 0``.
-    max_outer, max_inner : int
-        Most outer iterations, and most FISTA iterations per subproblem.
-    rtol, inner_rtol : float
-        Relative change of the energy (outer loop) and of a subproblem's
-        objective (inner loop) under which the loop stops.
+    max_outer : int
+        Most outer iterations.
+    max_inner : int
+        Most FISTA iterations of a Z-step (and of a D- or E-step with
+        ``solver="fista"``). A Z-step may stop at it before its tolerance:
+        the outer certificate, not the inner one, decides convergence.
+    rtol : float
+        Block-stationarity tolerance, relative to the energy.
+    inner_rtol : float
+        A Z-step stops when its duality gap (summed over samples) is at most
+        ``inner_rtol`` times the energy, or a tenth of the gap it started
+        from, whichever is larger; a sample whose own gap is at most
+        ``inner_rtol`` times its energy stops early.
+    solver : {"dual", "fista"}
+        Solver of the D- and E-steps: Newton on the Lagrange dual (exact,
+        see :mod:`eaelib.dual`) or FISTA with at most ``max_inner`` iterations.
     reinit_dead_atoms : bool
         After each Z-step, replace the atoms no code uses (see
         :func:`reinitialize_dead_atoms`); the energy is unchanged by it.
     callback : callable, optional
         Called as ``callback(iteration, terms)`` after every outer iteration;
         returning ``True`` stops learning.
+    multipliers : dict, optional
+        Lagrange multipliers ``{"D": μ_D, "E": μ_E}`` to warm-start the dual
+        solver (``LearningResult.multipliers`` of a previous run).
 
     Returns
     -------
@@ -177,50 +261,131 @@ def learn(
     DivergenceError
         If a subproblem produces non-finite values; its ``result`` holds the
         last finite iterate.
+    EnergyIncreaseError
+        If the energy rises beyond the rounding error of its evaluation,
+        which only a wrong block solver can cause.
     """
+    from .subproblems import BALL_SOLVERS
+
+    if solver not in BALL_SOLVERS:
+        raise ValueError(f"solver must be one of {BALL_SOLVERS}, got {solver!r}")
     xp = get_namespace(X, Z, D, E)
     weights = dict(lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s, lambda_g=lambda_g, laplacian=laplacian)
-    # Constant over the whole run: the squared norms of X and its columns, XXᵀ and its largest eigenvalue.
+    eps = float(xp.finfo(X.dtype).eps)
+    # Constant over the whole run: the squared norms of X and its columns, and XXᵀ.
     x_col_sq = xp.sum(X * X, axis=0)
     x_sq = float(xp.sum(x_col_sq))
-    xxt = X @ X.mT
-    xxt_norm = largest_eigenvalue(xp, xxt)
+    xxt = X @ X.mT if lambda_e > 0 else None
     result = LearningResult(Z, D, E, energy=[energy_terms(X, Z, D, E, **weights)])
+    result.multipliers = dict(multipliers or {})
 
-    def solve(name, outer, f, g, x0):
+    def check(name, outer, solve, *args, **options):
         try:
-            res = fista(f, g, x0, rtol=inner_rtol, max_iter=max_inner)
+            res = solve(*args, **options)
         except FloatingPointError as exc:
             raise DivergenceError(f"the {name}-subproblem diverged at outer iteration {outer}: {exc}", result) from exc
-        result.inner.append(InnerTrace(name, outer, res.smooth, res.penalty, res.converged))
-        return res.x
+        result.inner.append(
+            InnerTrace(name, outer, res.smooth, res.penalty, res.converged, res.objective, res.certificate, res.status)
+        )
+        return res
 
+    def ball_step(name, outer, statistics, W, weight):
+        """A D- or E-step from ``W``; both solvers return a point no worse than ``W``, and its gap."""
+        res = check(
+            name,
+            outer,
+            solve_ball,
+            *statistics,
+            W,
+            weight=weight,
+            rtol=_BALL_RTOL if solver == "dual" else inner_rtol,
+            max_iter=None if solver == "dual" else max_inner,
+            solver=solver,
+            multipliers=result.multipliers.get(name),
+        )
+        if solver == "dual":
+            result.multipliers[name] = res.multipliers
+        # The kept point is the last one or, if no better, W: either way within the last gap.
+        return res.x, res.certificate[-1]
+
+    problem = code_problem(X, D, E, x_col_sq=x_col_sq, **weights)
+    gap_z = certificate(*problem, Z)
     try:
         for k in range(1, max_outer + 1):
-            Z = solve("Z", k, *code_problem(X, D, E, x_col_sq=x_col_sq, **weights), Z)
+            # Inexact Z-steps: a tenth of the gap they start from is enough, and inner_rtol of the
+            # energy always is; the outer certificate, not this one, decides convergence.
+            atol = max(inner_rtol * result.energy[-1]["total"], 0.1 * gap_z)
+            res = check(
+                "Z",
+                k,
+                fista,
+                *problem,
+                Z,
+                rtol=inner_rtol,
+                max_iter=max_inner,
+                momentum=_Z_MOMENTUM,
+                atol=atol,
+            )
+            Z_new = res.x
+            D_new, E_new, gap_d, gap_e = D, E, 0.0, 0.0
             if reinit_dead_atoms:
-                D, n_replaced = reinitialize_dead_atoms(X, Z, D)
+                D_new, n_replaced = reinitialize_dead_atoms(X, Z_new, D_new)
                 result.n_reinitialized += n_replaced
-            xzt = X @ Z.mT  # serves both the D and the E subproblems
+            xzt = X @ Z_new.mT  # serves both the D and the E subproblems
             if lambda_d > 0:
-                D = solve("D", k, *dictionary_problem(X, Z, lambda_d=lambda_d, xzt=xzt, x_sq=x_sq), D)
+                D_new, gap_d = ball_step("D", k, dictionary_statistics(X, Z_new, xzt=xzt, x_sq=x_sq), D_new, lambda_d)
             if lambda_e > 0:
-                E = solve("E", k, *encoder_problem(X, Z, lambda_e=lambda_e, xxt=xxt, xxt_norm=xxt_norm, xzt=xzt), E)
-            terms = energy_terms(X, Z, D, E, **weights)
+                E_new, gap_e = ball_step("E", k, encoder_statistics(X, Z_new, xxt=xxt, xzt=xzt), E_new, lambda_e)
+            terms = energy_terms(X, Z_new, D_new, E_new, **weights)
             previous = result.energy[-1]["total"]
-            if terms["total"] > previous:  # only rounding can do this: keep the last iterate
-                result.converged = True
+            if terms["total"] > previous:
+                rounding = energy_rounding(x_sq, sq_norm(xp, Z_new), terms, weights, eps)
+                if terms["total"] - previous > rounding:
+                    raise EnergyIncreaseError(
+                        f"the energy rose from {previous!r} to {terms['total']!r} at outer iteration {k}, "
+                        f"beyond the rounding error of its evaluation ({rounding:.3g}): a block solver is wrong",
+                        result,
+                    )
+                result.status = "stalled"  # no progress this precision can measure: keep the last iterate
                 break
+            problem = code_problem(X, D_new, E_new, x_col_sq=x_col_sq, **weights)
+            gap_z = certificate(*problem, Z_new)
+            Z, D, E = Z_new, D_new, E_new
             result.Z, result.D, result.E, result.n_iter = Z, D, E, k
             result.energy.append(terms)
-            if previous - terms["total"] <= rtol * abs(terms["total"]):
-                result.converged = True
+            result.certificates.append({"Z": gap_z, "D": gap_d, "E": gap_e})
+            result.converged = max(gap_z, gap_d, gap_e) <= rtol * abs(terms["total"])
             if callback is not None and callback(k, terms):
-                result.stopped_by_callback = True
+                result.stopped_by_callback, result.status = True, "callback"
                 break
             if result.converged:
+                result.status = "converged"
                 break
     except KeyboardInterrupt:
         # Keep what the completed iterations learned; the caller decides what to say.
-        result.interrupted, result.converged = True, False
+        result.interrupted, result.converged, result.status = True, False, "interrupted"
     return result
+
+
+# The D- and E-steps are solved exactly (Newton converges quadratically): to a gap of 1e-10 of
+# their value, or float64's rounding floor.
+_BALL_RTOL = 1e-10
+# Momentum of the Z-steps (measured in bench/: fastest to a certified gap on Barbara).
+_Z_MOMENTUM = "strong"
+
+
+def energy_rounding(x_sq, z_sq, terms, weights, eps):
+    """An upper estimate of the rounding error of :func:`~eaelib.subproblems.energy_terms`.
+
+    ``λ/2‖a − b‖²`` is a sum of squares of residuals ``r = a − b``, each
+    computed with an error of a few eps times ``|a| + |b|``: the sum is off
+    by about ``λ eps ‖r‖ (‖a‖ + ‖b‖) ≤ λ eps ‖r‖ (2‖a‖ + ‖r‖)``, with
+    ``a = X`` for the data term and ``a = Z`` for the encoder term. A generous
+    factor covers the products and the summations.
+    """
+    total = terms["sparsity"] + terms["graph"]
+    for term, weight, norm_sq in (("data", weights["lambda_d"], x_sq), ("encoder", weights["lambda_e"], z_sq)):
+        if weight > 0:
+            r = math.sqrt(2 * terms[term] / weight)
+            total += weight * r * (2 * math.sqrt(norm_sq) + r)
+    return 64 * eps * total

@@ -194,11 +194,13 @@ def original_learn(
     max_outer : int, default=20
         Outer iterations (the notebook's ``N_outer``).
     max_inner, inner_rtol
-        Most FISTA iterations and relative tolerance of each subproblem, as in
-        :func:`eaelib.learn`.
+        Most FISTA iterations and tolerance (each sample's duality gap
+        relative to its energy) of the Z-subproblem; the D- and
+        E-subproblems are solved exactly (:func:`eaelib.solve_dictionary`).
     overwrite : bool, default=True
-        ``False`` drops the two overwrites: the loop is then
-        :func:`eaelib.learn` without its outer stopping rule.
+        ``False`` drops the two overwrites: the loop is then plain
+        alternating minimization, like :func:`eaelib.learn` without its
+        certificates and outer stopping rule.
 
     Returns
     -------
@@ -212,10 +214,10 @@ def original_learn(
     result = LearningResult(Z, D, E, energy=[energy_terms(X, Z, D, E, **weights)])
     for k in range(1, max_outer + 1):
         Z = solve_codes(X, D, E, Z, **weights, rtol=inner_rtol, max_iter=max_inner).x
-        D = solve_dictionary(X, Z, D, lambda_d=lambda_d, rtol=inner_rtol, max_iter=max_inner).x
+        D = solve_dictionary(X, Z, D, lambda_d=lambda_d).x
         if overwrite:
             E = project_columns(D.mT)  # E = D.T
-        E = solve_encoder(X, Z, E, lambda_e=lambda_e, rtol=inner_rtol, max_iter=max_inner).x
+        E = solve_encoder(X, Z, E, lambda_e=lambda_e).x
         if overwrite:
             D = project_columns(E.mT)  # D = E.T
         result.Z, result.D, result.E, result.n_iter = Z, D, E, k

@@ -9,8 +9,12 @@ formed once per subproblem so that an iteration costs one ``m × m`` by
 
 from __future__ import annotations
 
-from ._array import get_namespace, inner, largest_eigenvalue, sq_norm
+from ._array import extreme_eigenvalues, get_namespace, inner, sq_norm
+from .dual import solve_ball_least_squares
 from .fista import L1Penalty, Quadratic, UnitColumns, fista
+
+#: Solvers of the D- and E-subproblems.
+BALL_SOLVERS = ("dual", "fista")
 
 
 def code_problem(X, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplacian=None, x_col_sq=None):
@@ -33,14 +37,16 @@ def code_problem(X, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplaci
     """
     xp = get_namespace(X, D, E)
     m = D.shape[1]
-    gram = lambda_d * (D.mT @ D) + lambda_e * xp.eye(m, dtype=D.dtype, device=D.device)
+    dtd = D.mT @ D
+    gram = lambda_d * dtd + lambda_e * xp.eye(m, dtype=D.dtype, device=D.device)
     ex = E @ X
     b = lambda_d * (D.mT @ X) + lambda_e * ex
     x_col_sq = xp.sum(X * X, axis=0) if x_col_sq is None else x_col_sq
     c = 0.5 * lambda_d * x_col_sq + 0.5 * lambda_e * xp.sum(ex * ex, axis=0)
-    # DᵀD and DDᵀ share their non-zero spectrum: take the smaller one.
-    small_gram = D.mT @ D if m <= D.shape[0] else D @ D.mT
-    lipschitz = lambda_d * largest_eigenvalue(xp, small_gram) + lambda_e
+    # DᵀD and DDᵀ share their non-zero spectrum: take the smaller one. DᵀD is singular when m > n.
+    low, high = extreme_eigenvalues(xp, dtd if m <= D.shape[0] else D @ D.mT)
+    lipschitz = lambda_d * high + lambda_e
+    strong_convexity = lambda_e + (lambda_d * low if m <= D.shape[0] else 0.0)
     if lambda_g > 0:
         if laplacian is None:
             raise ValueError("lambda_g > 0 needs a laplacian")
@@ -49,12 +55,13 @@ def code_problem(X, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplaci
             return gram @ Z + lambda_g * laplacian.right_multiply(Z)
 
         lipschitz += lambda_g * laplacian.norm
-        return Quadratic(apply, b, xp.sum(c), lipschitz), L1Penalty(lambda_s)
+        return Quadratic(apply, b, xp.sum(c), lipschitz, strong_convexity=strong_convexity), L1Penalty(lambda_s)
 
     def apply(Z):
         return gram @ Z
 
-    return Quadratic(apply, b, c, lipschitz, separable=True), L1Penalty(lambda_s)
+    f = Quadratic(apply, b, c, lipschitz, separable=True, strong_convexity=strong_convexity, gram=gram)
+    return f, L1Penalty(lambda_s)
 
 
 def dictionary_problem(X, Z, *, lambda_d, xzt=None, x_sq=None):
@@ -62,60 +69,115 @@ def dictionary_problem(X, Z, *, lambda_d, xzt=None, x_sq=None):
 
     ``xzt`` is ``XZᵀ`` (n × m) if already known; it serves the E-subproblem too.
     """
-    xp = get_namespace(X, Z)
-    zzt = Z @ Z.mT
-    xzt = X @ Z.mT if xzt is None else xzt
-    x_sq = sq_norm(xp, X) if x_sq is None else x_sq
-    a = lambda_d * zzt
-
-    def apply(D):
-        return D @ a
-
-    return Quadratic(apply, lambda_d * xzt, 0.5 * lambda_d * x_sq, largest_eigenvalue(xp, a)), UnitColumns()
+    return _ball_problem(*dictionary_statistics(X, Z, xzt=xzt, x_sq=x_sq), lambda_d)
 
 
 def encoder_problem(X, Z, *, lambda_e, xxt=None, xxt_norm=None, xzt=None):
     """E-subproblem: ``λ_e/2‖Z − EX‖²`` s.t. every column of ``E`` in the unit ball.
 
-    ``xxt`` (``XXᵀ``) and its largest eigenvalue ``xxt_norm`` do not change
-    across outer iterations; pass them to avoid recomputing them.
+    ``xxt`` (``XXᵀ``) does not change across outer iterations; pass it to avoid
+    recomputing it. ``xxt_norm`` is accepted for compatibility and unused: the
+    eigenvalues are computed with the smallest one, which the solvers need too.
     """
+    return _ball_problem(*encoder_statistics(X, Z, xxt=xxt, xzt=xzt), lambda_e)
+
+
+def dictionary_statistics(X, Z, *, xzt=None, x_sq=None):
+    """``(G, B, c) = (ZZᵀ, XZᵀ, ‖X‖²)``: the D-subproblem is ``λ_d/2 (tr(DGDᵀ) − 2tr(DBᵀ) + c)``."""
+    xp = get_namespace(X, Z)
+    xzt = X @ Z.mT if xzt is None else xzt
+    return Z @ Z.mT, xzt, sq_norm(xp, X) if x_sq is None else x_sq
+
+
+def encoder_statistics(X, Z, *, xxt=None, xzt=None):
+    """``(G, B, c) = (XXᵀ, ZXᵀ, ‖Z‖²)``: the E-subproblem is ``λ_e/2 (tr(EGEᵀ) − 2tr(EBᵀ) + c)``."""
     xp = get_namespace(X, Z)
     xxt = X @ X.mT if xxt is None else xxt
-    xxt_norm = largest_eigenvalue(xp, xxt) if xxt_norm is None else xxt_norm
     xzt = X @ Z.mT if xzt is None else xzt
-    a = lambda_e * xxt
+    return xxt, xzt.mT, sq_norm(xp, Z)
 
-    def apply(E):
-        return E @ a
 
-    f = Quadratic(apply, lambda_e * xzt.mT, 0.5 * lambda_e * sq_norm(xp, Z), lambda_e * xxt_norm)
-    return f, UnitColumns()
+def _ball_problem(gram, b, c, weight):
+    """``weight/2 (tr(W G Wᵀ) − 2 tr(W Bᵀ) + c)`` with unit-ball columns, as FISTA's ``(f, g)``."""
+    xp = get_namespace(gram, b)
+    a = weight * gram
+    low, high = extreme_eigenvalues(xp, a)
+
+    def apply(W):
+        return W @ a
+
+    return Quadratic(apply, weight * b, 0.5 * weight * c, high, strong_convexity=low), UnitColumns()
 
 
 def solve_codes(
-    X, D, E, Z0=None, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplacian=None, rtol=1e-6, max_iter=100
+    X,
+    D,
+    E,
+    Z0=None,
+    *,
+    lambda_d,
+    lambda_e,
+    lambda_s,
+    lambda_g=0.0,
+    laplacian=None,
+    rtol=1e-6,
+    max_iter=100,
+    criterion="gap",
+    momentum="restart",
 ):
-    """Solve the Z-subproblem with FISTA from ``Z0`` (zeros by default)."""
+    """Solve the Z-subproblem with FISTA from ``Z0`` (zeros by default) to a certificate.
+
+    ``criterion``, ``rtol`` and ``momentum`` are those of :func:`eaelib.fista.fista`:
+    by default each sample's duality gap is at most ``rtol`` times its energy.
+    ``Z0="encoder"`` starts from the encoder's prediction ``EX``.
+    """
     xp = get_namespace(X, D, E)
     if Z0 is None:
         Z0 = xp.zeros((D.shape[1], X.shape[1]), dtype=X.dtype, device=X.device)
+    elif isinstance(Z0, str):
+        if Z0 != "encoder":
+            raise ValueError(f"Z0 must be an array, None or 'encoder', got {Z0!r}")
+        Z0 = E @ X
     f, g = code_problem(
         X, D, E, lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s, lambda_g=lambda_g, laplacian=laplacian
     )
-    return fista(f, g, Z0, rtol=rtol, max_iter=max_iter)
+    return fista(f, g, Z0, rtol=rtol, max_iter=max_iter, criterion=criterion, momentum=momentum)
 
 
-def solve_dictionary(X, Z, D0, *, lambda_d, rtol=1e-6, max_iter=100):
-    """Solve the D-subproblem with FISTA from the feasible ``D0``."""
-    f, g = dictionary_problem(X, Z, lambda_d=lambda_d)
-    return fista(f, g, D0, rtol=rtol, max_iter=max_iter)
+def solve_dictionary(X, Z, D0, *, lambda_d, rtol=1e-9, max_iter=None, solver="dual", multipliers=None):
+    """Solve the D-subproblem from the feasible ``D0`` to a duality gap of ``rtol`` times its value.
+
+    ``solver="dual"`` (default) is Newton's method on the Lagrange dual
+    (:func:`eaelib.dual.solve_ball_least_squares`; ``max_iter`` 50 by
+    default, ``multipliers`` its warm start), ``"fista"`` is
+    :func:`eaelib.fista.fista` stopped on the Frank–Wolfe gap (``max_iter``
+    100 by default), for comparison.
+    """
+    statistics = dictionary_statistics(X, Z)
+    return solve_ball(
+        *statistics, D0, weight=lambda_d, rtol=rtol, max_iter=max_iter, solver=solver, multipliers=multipliers
+    )
 
 
-def solve_encoder(X, Z, E0, *, lambda_e, rtol=1e-6, max_iter=100):
-    """Solve the E-subproblem with FISTA from the feasible ``E0``."""
-    f, g = encoder_problem(X, Z, lambda_e=lambda_e)
-    return fista(f, g, E0, rtol=rtol, max_iter=max_iter)
+def solve_encoder(X, Z, E0, *, lambda_e, rtol=1e-9, max_iter=None, solver="dual", multipliers=None):
+    """Solve the E-subproblem from the feasible ``E0``; the options are those of :func:`solve_dictionary`."""
+    statistics = encoder_statistics(X, Z)
+    return solve_ball(
+        *statistics, E0, weight=lambda_e, rtol=rtol, max_iter=max_iter, solver=solver, multipliers=multipliers
+    )
+
+
+def solve_ball(gram, b, c, W0, *, weight, rtol=1e-9, max_iter=None, solver="dual", multipliers=None):
+    """Minimize ``weight/2 (tr(W G Wᵀ) − 2tr(W Bᵀ) + c)`` over unit-ball columns with ``solver``."""
+    if solver == "dual":
+        max_iter = 50 if max_iter is None else max_iter
+        return solve_ball_least_squares(
+            gram, b, c, W0, weight=weight, multipliers=multipliers, rtol=rtol, max_iter=max_iter
+        )
+    if solver == "fista":
+        f, g = _ball_problem(gram, b, c, weight)
+        return fista(f, g, W0, rtol=rtol, max_iter=100 if max_iter is None else max_iter, momentum="restart")
+    raise ValueError(f"solver must be one of {BALL_SOLVERS}, got {solver!r}")
 
 
 def energy_terms(X, Z, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplacian=None):

@@ -73,15 +73,15 @@ def test_warm_start_on_other_data_starts_a_new_history():
 def test_divergence_names_the_subproblem_and_keeps_finite_parameters(monkeypatch):
     X = data(4)
     calls = []
-    real_fista = eaelib.learning.fista
+    real_solve_ball = eaelib.learning.solve_ball
 
-    def failing_fista(f, g, x0, **options):
+    def failing_solve_ball(*args, **options):
         calls.append(1)
-        if len(calls) == 5:  # the D-step of the second outer iteration
-            raise FloatingPointError("FISTA produced a non-finite objective at iteration 7")
-        return real_fista(f, g, x0, **options)
+        if len(calls) == 3:  # D, E, then the D-step of the second outer iteration
+            raise FloatingPointError("the dual solver produced a non-finite objective at iteration 3")
+        return real_solve_ball(*args, **options)
 
-    monkeypatch.setattr(eaelib.learning, "fista", failing_fista)
+    monkeypatch.setattr(eaelib.learning, "solve_ball", failing_solve_ball)
     model = EnergyAutoEncoder(n_atoms=10, max_outer=5, rtol=0, random_state=0)
     with pytest.raises(FloatingPointError, match="D-subproblem diverged at outer iteration 2"):
         model.fit(X)
@@ -93,11 +93,13 @@ def test_divergence_names_the_subproblem_and_keeps_finite_parameters(monkeypatch
 
 
 def test_dead_atoms_are_counted_and_can_be_reinitialized():
-    # Few samples and many atoms with a strong sparsity weight: most atoms go unused.
+    # Few samples and many random atoms with a strong sparsity weight and no encoder term (which pulls
+    # the codes towards the dense EX): many atoms go unused. (Atoms drawn from the data all get used.)
     X = data(5, n_samples=12, n_features=6)
-    plain = EnergyAutoEncoder(n_atoms=40, lambda_s=5.0, max_outer=8, random_state=0).fit(X)
+    settings = dict(n_atoms=40, lambda_s=5.0, lambda_e=0.0, max_outer=8, random_state=0, init="random")
+    plain = EnergyAutoEncoder(**settings).fit(X)
     assert 0 < plain.n_dead_atoms_ < plain.n_atoms and plain.n_reinitialized_atoms_ == 0
-    revived = EnergyAutoEncoder(n_atoms=40, lambda_s=5.0, max_outer=8, random_state=0, reinit_dead_atoms=True).fit(X)
+    revived = EnergyAutoEncoder(**settings, reinit_dead_atoms=True).fit(X)
     assert revived.n_reinitialized_atoms_ > 0
     assert monotone(revived.objective_history_)
     assert constraint_violation(revived.D_, revived.E_) <= 1e-6
