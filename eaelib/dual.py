@@ -117,6 +117,11 @@ def solve_ball_least_squares(G, B, c, W0, *, weight=1.0, multipliers=None, rtol=
         mu = xp.clip(xp.take(xp.astype(multipliers, xp.float64), index), 0.0, None)
     problem = _Dual(xp, Gu, Bu, float(c), weight)
     state = problem.evaluate(mu)
+    restarted = False
+    if multipliers is None and state.gap > max(rtol * abs(state.objective), state.floor):
+        # A cold start at μ = 0 settles the case where no constraint is active (W(0) = B G⁻¹ is
+        # feasible) in one factorization; otherwise Newton starts from the safe side, see restart().
+        state, restarted = problem.restart(state), True
     # Entry 0 is the warm start W0: its objective and gap follow from the first dual point's by the
     # change P(W0) − P(W), computed without cancellation against c.
     W0u = xp.take(xp.astype(W0, xp.float64), index, axis=1)
@@ -133,6 +138,8 @@ def solve_ball_least_squares(G, B, c, W0, *, weight=1.0, multipliers=None, rtol=
         if state.gap <= max(rtol * abs(state.objective), state.floor):
             break
         new = problem.newton_step(state)
+        if new is None and not restarted:  # stuck: once, start again from the safe side
+            new, restarted = problem.restart(state), True
         if new is None:  # no step improves φ beyond rounding
             break
         state = new
@@ -174,6 +181,12 @@ class _Dual:
         self.q = G.shape[0]
         self.eye = xp.eye(self.q, dtype=xp.float64, device=G.device)
         self.trace = float(xp.sum(xp.linalg.diagonal(G)))
+        # A singular G (fewer samples than columns, dependent codes) makes the dual's supremum
+        # unattained at the boundary μ = 0, where Newton crawls. A ridge of 1e-10 of its largest
+        # eigenvalue makes it attained; the certificate counts the ridge (at most ridge·q/2·λ).
+        values = xp.linalg.eigvalsh(G) if self.q else xp.zeros((1,), dtype=G.dtype, device=G.device)
+        high = float(xp.max(values))
+        self.base_ridge = 1e-10 * high if float(xp.min(values)) <= 1e-10 * high else 0.0
 
     def factor(self, mu):
         """``(H⁻¹, W(μ), ridge)`` for ``H = G + diag μ + ridge I`` and ``W(μ) = B H⁻¹``.
@@ -185,7 +198,7 @@ class _Dual:
         """
         xp = self.xp
         H0 = self.G + mu * self.eye
-        ridge = 0.0
+        ridge = self.base_ridge
         while True:
             H = H0 + ridge * self.eye if ridge else H0
             try:
@@ -207,6 +220,20 @@ class _Dual:
             if ok:
                 return 0.5 * (H_inv + H_inv.mT), W, ridge
             ridge = max(ridge * 100.0, 1e-14 * max(self.trace, 1e-300))
+        # (The loop ends: a ridge beyond the largest eigenvalue makes H positive definite.)
+
+    def restart(self, state):
+        """The dual evaluated at large multipliers: ``max(μ̂, tr G / 10q)``, per column.
+
+        ``μ̂_k = −⟨(WG − B)_k, w_k⟩`` is the multiplier that best explains the
+        gradient at the projected point ``W``. Near ``μ = 0`` a singular ``G``
+        makes the dual behave like ``1/μ``, not like a quadratic, and Newton's
+        steps crawl; from large multipliers ``G + diag μ`` is well conditioned
+        and Newton lowers the multipliers of inactive columns to 0 on its own.
+        """
+        xp, W = self.xp, state.W
+        estimate = xp.clip(-xp.sum((W @ self.G - self.B) * W, axis=0), 0.0, None)
+        return self.evaluate(xp.maximum(estimate, 0.1 * self.trace / max(self.q, 1)))
 
     def change(self, W0, W1):
         """``P(W1) − P(W0) = λ⟨W1 − W0, ½(W1 + W0)G − B⟩``, free of the cancellation against ``c``."""

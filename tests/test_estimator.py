@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from itertools import pairwise
 
 import numpy as np
@@ -308,3 +309,97 @@ def test_the_command_line_offers_the_declared_options_with_the_estimators_defaul
         assert value == (default if spec.cli_default == AS_ESTIMATOR else spec.cli_default), name
     params, given = _model_params(learn.parse_args(["img.png", "--out", "o", "--n-atoms", "7", "--no-progress"]))
     assert given == {"n_atoms": 7, "progress": False} and params["n_atoms"] == 7
+
+
+# -- honest convergence ----------------------------------------------------------------
+
+ConvergenceWarning = pytest.importorskip("sklearn.exceptions").ConvergenceWarning
+
+
+def test_stopping_at_max_outer_warns_and_says_which_block():
+    X = _energy_data()
+    with pytest.warns(ConvergenceWarning, match=r"max_outer=2 before block-stationarity: the [ZDE]-block"):
+        model = EnergyAutoEncoder(n_atoms=8, max_outer=2, random_state=0).fit(X)
+    assert not model.converged_ and model.stop_reason_ == "max_outer" and model.n_iter_ == 2
+    assert len(model.certificate_history_) == 2
+
+
+def test_a_converged_fit_does_not_warn_and_is_certified():
+    X = _energy_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = EnergyAutoEncoder(n_atoms=8, random_state=0).fit(X)
+    assert model.converged_ and model.stop_reason_ == "converged"
+    gaps = model.certificate_history_[-1]
+    assert set(gaps) == {"Z", "D", "E"}
+    assert max(gaps.values()) <= model.rtol * model.objective_history_[-1]
+
+
+def test_warm_start_continues_the_certificates():
+    X = _energy_data()
+    with pytest.warns(ConvergenceWarning):
+        model = EnergyAutoEncoder(n_atoms=8, max_outer=2, random_state=0, warm_start=True).fit(X)
+    model.set_params(max_outer=200)
+    model.fit(X)
+    assert model.converged_ and len(model.certificate_history_) == model.n_iter_
+
+
+def test_exact_transform_warns_at_its_cap():
+    X = _energy_data()
+    model = EnergyAutoEncoder(n_atoms=8, random_state=0).fit(X)
+    with pytest.warns(ConvergenceWarning, match="transform stopped"):
+        model.transform(X, max_iter=1)
+
+
+@pytest.mark.parametrize("init", ["random", "data", "svd"])
+def test_every_initialization_learns(init):
+    X = _energy_data()
+    model = EnergyAutoEncoder(n_atoms=8, random_state=0, init=init).fit(X)
+    assert model.converged_ and constraint_violation(model.D_, model.E_) <= 1e-12
+    assert all(b <= a for a, b in pairwise(model.objective_history_))
+
+
+def test_the_fista_solver_for_d_and_e_is_kept():
+    X = _energy_data()
+    dual = EnergyAutoEncoder(n_atoms=8, max_outer=5, random_state=0)
+    fista = EnergyAutoEncoder(n_atoms=8, max_outer=5, random_state=0, solver="fista")
+    with pytest.warns(ConvergenceWarning):
+        dual.fit(X)
+    with pytest.warns(ConvergenceWarning):
+        fista.fit(X)
+    # Both monotone; the exact D- and E-steps lower the energy at least as fast at first.
+    assert all(b <= a for a, b in pairwise(fista.objective_history_))
+    assert dual.objective_history_[1] <= fista.objective_history_[1] * (1 + 1e-9)
+    assert [t.subproblem for t in fista.inner_history_[:3]] == ["Z", "D", "E"]
+
+
+@pytest.fixture(scope="module")
+def barbara_patches():
+    """8 × 8 patches of Barbara (1200 of them), in float64."""
+    from eaelib import extract_patches, load_image
+
+    return extract_patches(load_image("barbara"), size=8, stride=8)[:1200]
+
+
+def test_float32_exact_codes_are_within_1e_3_lambda_s_of_optimal(barbara_patches):
+    """The KKT residual of float32 exact codes, evaluated in float64, is at most 1e-3 λ_s on real patches
+    (the stop of an objective-change rule left 0.2 λ_s there), and the codes are near the float64 ones."""
+    X = barbara_patches
+    with pytest.warns(ConvergenceWarning):
+        model = EnergyAutoEncoder(n_atoms=64, max_outer=10, random_state=0).fit(X)
+    D, E = model.D_, model.E_
+    single = EnergyAutoEncoder(n_atoms=64, max_outer=1, random_state=0, dtype="float32")
+    with pytest.warns(ConvergenceWarning):
+        single.fit(X.astype(np.float32))
+    single.D_, single.E_ = D.astype(np.float32), E.astype(np.float32)  # the same model, in float32
+    Z32 = single.transform(X.astype(np.float32))
+    assert Z32.dtype == np.float32
+    lambda_s = model.lambda_s
+    D32, E32 = single.D_.astype(np.float64), single.E_.astype(np.float64)
+    Xb, Zb = X.T, Z32.T.astype(np.float64)
+    grad = model.lambda_d * D32.T @ (D32 @ Zb - Xb) + model.lambda_e * (Zb - E32 @ Xb)
+    off = np.sign(grad) * np.clip(np.abs(grad) - lambda_s, 0, None)
+    kkt = np.abs(np.where(Zb == 0, off, grad + lambda_s * np.sign(Zb))).max()
+    assert kkt <= 1e-3 * lambda_s
+    Z64 = model.transform(X)
+    assert np.abs(Z32 - Z64).max() <= 1e-3 * np.abs(Z64).max()
