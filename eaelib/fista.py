@@ -278,7 +278,7 @@ class FistaResult:
     status: str = "max_iter"
 
 
-def fista(f, g, x0, *, rtol=1e-6, max_iter=100, criterion="gap", momentum="restart", atol=None):
+def fista(f, g, x0, *, rtol=1e-6, max_iter=100, criterion="gap", momentum="restart", atol=None, polish=0):
     """Minimize ``f(x) + g(x)`` by accelerated proximal gradient from ``x0``, to a certificate.
 
     Parameters
@@ -311,6 +311,12 @@ def fista(f, g, x0, *, rtol=1e-6, max_iter=100, criterion="gap", momentum="resta
         problem (the gaps summed over blocks, or the largest KKT residual) is
         at most ``atol``: what a caller needs of a subproblem is often a
         total, which the slowest blocks need not hold up.
+    polish : int
+        Every ``polish``-th step (0: never) is a Newton step on the support
+        (:func:`eaelib.active_set.newton_on_support`) instead of a proximal
+        one: exact once the support and signs are right. It is kept only
+        where it lowers the objective, and restarts the momentum there.
+        Needs a separable ``f`` with its ``gram`` and an ``L1Penalty``.
 
     Returns
     -------
@@ -320,7 +326,9 @@ def fista(f, g, x0, *, rtol=1e-6, max_iter=100, criterion="gap", momentum="resta
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     if momentum not in MOMENTA:
         raise ValueError(f"momentum must be one of {MOMENTA}, got {momentum!r}")
-    return _Solver(f, g, x0, rtol, criterion, momentum).run(max_iter, atol)
+    if polish and not (f.separable and f.gram is not None and isinstance(g, L1Penalty)):
+        raise ValueError("polish needs a separable quadratic with its gram matrix and an L1Penalty")
+    return _Solver(f, g, x0, rtol, criterion, momentum).run(max_iter, atol, polish)
 
 
 class _Solver:
@@ -425,7 +433,22 @@ class _Solver:
         else:
             self.t = xp.where(accept | ~self.active, t_next, 1.0)
 
-    def run(self, max_iter, atol=None):
+    def newton_step(self):
+        """A Newton step on the support (see ``polish``), and its ``A z``."""
+        from .active_set import newton_on_support
+
+        f = self.f
+        z = newton_on_support(f.gram, f.b, self.x, self.ax, self.g.weight, f.lipschitz, columns=self.active)
+        return z, f.apply(z)
+
+    def restart_where(self, z, az, accept):
+        """Move accepted blocks to ``z`` with no momentum; the others keep their state."""
+        xp = self.xp
+        self.x, self.ax = xp.where(accept, z, self.x), xp.where(accept, az, self.ax)
+        self.y, self.ay = xp.where(accept, z, self.y), xp.where(accept, az, self.ay)
+        self.t = xp.where(accept, 1.0, self.t)
+
+    def run(self, max_iter, atol=None, polish=0):
         xp, g, result = self.xp, self.g, self.result
         smooth, penalty, objective = result.smooth[0], result.penalty[0], result.objective[0]
         if self.rtol >= 0:
@@ -436,14 +459,19 @@ class _Solver:
         for k in range(1, max_iter + 1):
             if not bool(xp.any(self.active)):
                 break
-            z, az = self.proximal_step()
+            newton = polish > 0 and k % polish == 0
+            z, az = self.newton_step() if newton else self.proximal_step()
             df = self.f.changes(self.x, self.ax, z, az)
             dg = g.changes(self.x, z, self.f.separable)
             delta = df + dg
             if not bool(xp.all(xp.isfinite(delta))):
                 raise FloatingPointError(f"FISTA produced a non-finite objective at iteration {k}")
-            accept = self.active & (delta <= 0) if self.monotone else self.active
-            self.combination_step(z, az, accept)
+            if newton:  # kept only where it lowers the objective; it says nothing about a stall
+                accept = self.active & (delta < 0)
+                self.restart_where(z, az, accept)
+            else:
+                accept = self.active & (delta <= 0) if self.monotone else self.active
+                self.combination_step(z, az, accept)
             zero = xp.zeros_like(delta)
             df, dg, delta = (xp.where(accept, d, zero) for d in (df, dg, delta))
             self.fx, self.gx = self.fx + df, self.gx + dg
@@ -453,7 +481,8 @@ class _Solver:
             objective += _total(xp, delta)
             # Blocks that made no progress (rejected, or exactly no change) count towards a stall.
             progress = (accept & (delta < 0)) | ~self.active
-            self.rejected = xp.where(progress, 0, self.rejected + 1)
+            if not newton:
+                self.rejected = xp.where(progress, 0, self.rejected + 1)
             self.cert, self.tol = self.certify()
             result.smooth.append(smooth)
             result.penalty.append(penalty)

@@ -370,7 +370,10 @@ def learn(
 # The D- and E-steps are solved exactly (Newton converges quadratically): to a gap of 1e-10 of
 # their value, or float64's rounding floor.
 _BALL_RTOL = 1e-10
-# Momentum of the Z-steps (measured in bench/: fastest to a certified gap on Barbara).
+# Momentum of the Z-steps (measured: fastest to a certified gap on Barbara). No Newton steps on the
+# support here (polish): from warm starts, stopping at a tenth of their gap, the Z-steps of a fit
+# with λ_e = 0 took as many iterations with them as without (3738 against 3732 over 20 outer
+# iterations on Barbara) and 1.8 times the time.
 _Z_MOMENTUM = "strong"
 
 

@@ -124,11 +124,14 @@ def solve_codes(
     max_iter=100,
     criterion="gap",
     momentum="restart",
+    polish=None,
 ):
     """Solve the Z-subproblem with FISTA from ``Z0`` (zeros by default) to a certificate.
 
-    ``criterion``, ``rtol`` and ``momentum`` are those of :func:`eaelib.fista.fista`:
-    by default each sample's duality gap is at most ``rtol`` times its energy.
+    ``criterion``, ``rtol``, ``momentum`` and ``polish`` are those of
+    :func:`eaelib.fista.fista`: by default each sample's duality gap is at most
+    ``rtol`` times its energy, and Newton steps on the support are taken when
+    the problem is barely strongly convex (:func:`newton_every`).
     ``Z0="encoder"`` starts from the encoder's prediction ``EX``.
     """
     xp = get_namespace(X, D, E)
@@ -141,7 +144,23 @@ def solve_codes(
     f, g = code_problem(
         X, D, E, lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s, lambda_g=lambda_g, laplacian=laplacian
     )
-    return fista(f, g, Z0, rtol=rtol, max_iter=max_iter, criterion=criterion, momentum=momentum)
+    polish = newton_every(f) if polish is None else polish
+    return fista(f, g, Z0, rtol=rtol, max_iter=max_iter, criterion=criterion, momentum=momentum, polish=polish)
+
+
+def newton_every(f):
+    """How often a Z-step takes a Newton step on the support (``polish`` of :func:`~eaelib.fista.fista`).
+
+    Measured on Barbara (m = 200, N = 2726), solving to a KKT residual of
+    1e-6 λ_s: every 20th step when the problem is barely strongly convex
+    (``μ < L/100``, e.g. ``λ_e = 0``), where it cuts the iterations four-fold
+    (519 → 140 from the previous codes, 566 → 220 from zeros); never otherwise
+    (with ``λ_e = 10`` FISTA needs ~75 iterations and the codes are too dense
+    for the small systems to pay). Accurate solves gain, not the inexact
+    Z-steps of :func:`eaelib.learn`, which do not use it.
+    """
+    weak = f.separable and f.gram is not None and f.strong_convexity < 1e-2 * f.lipschitz
+    return 20 if weak else 0
 
 
 def solve_dictionary(X, Z, D0, *, lambda_d, rtol=1e-9, max_iter=None, solver="dual", multipliers=None):
