@@ -9,11 +9,20 @@ import numpy as np
 
 from ._array import BACKENDS, DTYPES, backend_name, get_namespace
 from ._base import BaseEstimator, ConvergenceWarning, DataConversionWarning, NotFittedError, TransformerMixin
-from ._validation import check_array, check_params, check_scalar, model_namespace, numpydoc_parameters, param
+from ._validation import (
+    check_array,
+    check_params,
+    check_random_state,
+    check_scalar,
+    model_namespace,
+    numpydoc_parameters,
+    param,
+)
 from .learning import INITIALIZATIONS, DivergenceError, EnergyIncreaseError, dead_atoms, initialize, learn
 from .subproblems import BALL_SOLVERS, energy_terms, solve_codes
 
 TRANSFORM_METHODS = ("exact", "encoder")
+ALGORITHMS = ("batch", "online")
 # Exact codes: KKT residual ≤ 1e-6 λ_s, from the encoder's prediction EX (measured in bench/: fewer
 # iterations than from zeros), with restarted momentum.
 _TRANSFORM_RTOL = 1e-6
@@ -133,7 +142,8 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     max_outer: int = param(
         200,
         "int",
-        "Most alternating (outer) iterations; stopping there before convergence warns (ConvergenceWarning).",
+        "Most outer iterations (algorithm='batch') or epochs ('online'); stopping there before convergence "
+        "warns (ConvergenceWarning).",
         "int",
         low=1,
         cli="--max-outer",
@@ -176,6 +186,31 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         f"{{{', '.join(repr(s) for s in BALL_SOLVERS)}}}",
         choices=BALL_SOLVERS,
         cli="--solver",
+    )
+    algorithm: str = param(
+        "batch",
+        "choice",
+        "'batch': alternate exact block solves over all the samples; 'online': epochs of mini-batches of "
+        "batch_size samples, D and E solved on running sums over the samples (eaelib.online), memory "
+        "independent of the number of samples; both certified at the end of every outer iteration or epoch.",
+        f"{{{', '.join(repr(a) for a in ALGORITHMS)}}}",
+        choices=ALGORITHMS,
+        cli="--algorithm",
+    )
+    batch_size: int = param(
+        256,
+        "int",
+        "Samples per mini-batch (algorithm='online' and partial_fit).",
+        "int",
+        low=1,
+        cli="--batch-size",
+        cli_metavar="B",
+    )
+    shuffle: bool = param(
+        True,
+        "bool",
+        "Shuffle the samples before every epoch (algorithm='online').",
+        "bool",
     )
     init: str = param(
         "data",
@@ -295,6 +330,10 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
                 raise ValueError("lambda_g > 0 needs fit(X, laplacian=L) with L of shape (n_samples, n_samples)")
             graph = _graph_laplacian(laplacian, X)
         Xb = X.mT  # the book's orientation: samples as columns
+        if self.algorithm == "online":
+            if graph is not None:
+                raise ValueError("algorithm='online' cannot use the graph term (lambda_g > 0): it couples all samples")
+            return self._fit_online(Xb, xp, weights)
         Z0, D0, E0 = self._starting_point(Xb)
 
         progress, bar = self._progress_callback()
@@ -337,6 +376,100 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         elif result.status in ("max_outer", "stalled"):
             warnings.warn(self._not_converged_message(result), ConvergenceWarning, stacklevel=3)
         return result.Z
+
+    def _fit_online(self, Xb, xp, weights):
+        """``fit`` with ``algorithm="online"``: epochs of mini-batches, certified at each epoch's end."""
+        from .online import learn_online, start  # only here: the core copied alone works without it
+
+        state = getattr(self, "_online", None) if self.warm_start and hasattr(self, "D_") else None
+        if state is None:
+            rng = check_random_state(self.random_state)
+            first = Xb[:, : min(self.batch_size, Xb.shape[1])] if not self.shuffle else Xb
+            _, D0, E0 = initialize(first, self.n_atoms, rng, method=self.init)
+            state = start(Xb, D0, E0)
+        else:
+            rng = self._online_rng
+        progress, bar = self._progress_callback()
+
+        def callback(epoch, terms):
+            stop = progress is not None and progress(epoch, terms)
+            return bool(self.callback is not None and self.callback(epoch, terms)) or stop
+
+        try:
+            result, state = learn_online(
+                Xb,
+                state.D,
+                state.E,
+                **{k: weights[k] for k in ("lambda_d", "lambda_e", "lambda_s")},
+                batch_size=self.batch_size,
+                max_epochs=self.max_outer,
+                rtol=self.rtol,
+                inner_rtol=self.inner_rtol,
+                max_inner=self.max_inner,
+                random_state=rng,
+                state=state,
+                shuffle=self.shuffle,
+                callback=callback,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+        self._online, self._online_rng = state, rng
+        self._store(result, xp, Xb.shape[0])
+        if result.interrupted:
+            warnings.warn(
+                f"fit was interrupted after {self.n_iter_} epochs: the model holds the last complete one; fit "
+                "again with warm_start=True to continue",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        elif result.status == "max_outer":
+            warnings.warn(self._not_converged_message(result), ConvergenceWarning, stacklevel=3)
+        return None
+
+    def partial_fit(self, X, y=None):
+        """Update the model with one mini-batch ``X`` of shape (n_samples, n_features).
+
+        The batch is coded, added to the running sums of the online algorithm
+        (:mod:`eaelib.online`) and D and E are solved on them. The first call
+        initializes the model from the batch. Calling it on the batches that
+        ``fit`` with ``algorithm="online"`` and ``shuffle=False`` visits, in
+        order, gives the same model.
+
+        Returns
+        -------
+        self
+        """
+        from .online import online_step, start
+
+        weights = self._check_params()
+        if weights["lambda_g"] > 0:
+            raise ValueError("partial_fit cannot use the graph term (lambda_g > 0): it couples all samples")
+        state = getattr(self, "_online", None)
+        if state is None:
+            xp = model_namespace(self.backend, X)
+            X_in = X
+            xp, X = check_array(X, xp=xp, dtype=self.dtype)
+            _warn_about_likely_mistakes(X_in, X)
+            rng = check_random_state(self.random_state)
+            _, D0, E0 = initialize(X.mT, self.n_atoms, rng, method=self.init)
+            state = start(X.mT, D0, E0)
+            self._online, self._online_rng = state, rng
+            self.n_features_in_, self.backend_ = X.shape[1], backend_name(xp)
+        else:
+            xp, X = self._check_input(X)
+        online_step(
+            state,
+            X.mT,
+            **{k: weights[k] for k in ("lambda_d", "lambda_e", "lambda_s")},
+            inner_rtol=self.inner_rtol,
+            max_inner=self.max_inner,
+            rng=self._online_rng,
+        )
+        self.D_, self.E_ = state.D, state.E
+        self.n_steps_ = state.step
+        self.n_reinitialized_atoms_ = state.n_resampled
+        return self
 
     def _not_converged_message(self, result):
         """What a fit that stopped before block-stationarity says, with the largest block gap."""
@@ -405,7 +538,12 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         self._multipliers = result.multipliers
         self.n_features_in_ = n_features
         self.backend_ = backend_name(xp)
-        self.n_dead_atoms_ = int(xp.sum(xp.astype(dead_atoms(result.Z), xp.int32)))
+        if result.Z is not None:
+            self.n_dead_atoms_ = int(xp.sum(xp.astype(dead_atoms(result.Z), xp.int32)))
+        else:  # online: the atoms no sample's code has used, from the running sums
+            used = xp.linalg.diagonal(self._online.statistics.zz) > 0
+            self.n_dead_atoms_ = int(xp.sum(xp.astype(~used, xp.int32)))
+            self.n_steps_ = self._online.step
         self.n_reinitialized_atoms_ = result.n_reinitialized
 
     def _progress_callback(self):

@@ -87,6 +87,12 @@ RAISES = [
     ("unknown backend name", lambda: fit(backend="torch"), ValueError, r"backend must be one of"),
     ("unknown dtype name", lambda: fit(dtype="float16"), ValueError, r"dtype must be one of \('float32', 'float64'\)"),
     ("callback not callable", lambda: fit(callback=1), ValueError, r"callback must be callable"),
+    ("unknown D/E solver", lambda: fit(solver="cg"), ValueError, r"solver must be one of \('dual', 'fista'\)"),
+    ("unknown initialization", lambda: fit(init="kmeans"), ValueError, r"init must be one of \('random', 'data', 'svd'\)"),
+    ("unknown algorithm", lambda: fit(algorithm="sgd"), ValueError, r"algorithm must be one of \('batch', 'online'\)"),
+    ("batch_size ≤ 0", lambda: fit(batch_size=0), ValueError, r"batch_size must be an integer ≥ 1"),
+    ("shuffle not a bool", lambda: fit(shuffle="yes"), ValueError, r"shuffle must be True or False"),
+    ("online learning with the graph term", lambda: fit(algorithm="online", lambda_g=1.0, laplacian=np.eye(60)), ValueError, r"algorithm='online' cannot use the graph term"),
     ("warm start on data of another width", lambda: fitted().set_params(warm_start=True).fit(X[:, :4]), ValueError, r"warm_start needs X with 8 features"),
     ("image file that does not exist", lambda: load_image("/nonexistent/barbara.png"), FileNotFoundError, r"name_or_path must be an image file"),
 ]
