@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import from_numpy, get_namespace, sq_norm, to_numpy
+from ._array import from_numpy, get_namespace, sq_norm, to_namespace, to_numpy
 from ._validation import check_random_state
 from .fista import certificate, fista, project_columns
 from .learning import LearningResult
@@ -58,15 +58,30 @@ class Statistics:
         zeros = lambda *shape: xp.zeros(shape, dtype=dtype, device=device)
         return cls(zeros(n_atoms, n_atoms), zeros(n_features, n_atoms), zeros(n_features, n_features))
 
+    @classmethod
+    def of(cls, X, Z):
+        """The sums over the batch ``X`` (n × b) with its codes ``Z`` (m × b), each sample of weight 1."""
+        xp = get_namespace(X, Z)
+        return cls(Z @ Z.mT, X @ Z.mT, X @ X.mT, sq_norm(xp, X), sq_norm(xp, Z), X.shape[1])
+
     def update(self, X, Z, beta):
         """Scale the sums by ``beta`` and add the batch ``X`` (n × b) with its codes ``Z`` (m × b)."""
-        xp = get_namespace(X, Z)
-        self.zz = beta * self.zz + Z @ Z.mT
-        self.xz = beta * self.xz + X @ Z.mT
-        self.xx = beta * self.xx + X @ X.mT
-        self.x_sq = beta * self.x_sq + sq_norm(xp, X)
-        self.z_sq = beta * self.z_sq + sq_norm(xp, Z)
-        self.weight = beta * self.weight + X.shape[1]
+        self.merge(Statistics.of(X, Z), beta)
+
+    def merge(self, other, beta=1.0):
+        """Scale the sums by ``beta`` and add ``other``'s: the sums of a batch, or of a part of one."""
+        self.zz = beta * self.zz + other.zz
+        self.xz = beta * self.xz + other.xz
+        self.xx = beta * self.xx + other.xx
+        self.x_sq = beta * self.x_sq + other.x_sq
+        self.z_sq = beta * self.z_sq + other.z_sq
+        self.weight = beta * self.weight + other.weight
+        return self
+
+    def to(self, xp, device=None):
+        """The same sums as arrays of namespace ``xp`` (on ``device``): worker results on the client."""
+        move = lambda a: to_namespace(a, xp, device=device)
+        return Statistics(move(self.zz), move(self.xz), move(self.xx), self.x_sq, self.z_sq, self.weight)
 
 
 def forgetting(step, batch_size):
@@ -101,6 +116,12 @@ def start(X, D, E):
     return OnlineState(D, E, Statistics.zeros(xp, D.shape[0], D.shape[1], X.dtype, X.device))
 
 
+def start_like(D, E):
+    """The :class:`OnlineState` at ``(D, E)`` with empty statistics, in ``D``'s namespace, dtype and device."""
+    xp = get_namespace(D, E)
+    return OnlineState(D, E, Statistics.zeros(xp, D.shape[0], D.shape[1], D.dtype, D.device))
+
+
 def minibatches(n_samples, batch_size, rng):
     """One epoch: the sample indices shuffled by ``rng`` and cut into batches (the last may be smaller)."""
     order = rng.permutation(n_samples)
@@ -125,6 +146,11 @@ def online_step(state, X, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_inner
     are replaced by samples of the batch, scaled to unit norm: they multiply
     zero codes, so the statistics stay valid.
 
+    The three stages are :func:`batch_codes` with :meth:`Statistics.of`
+    (what a worker does with its part of a batch), :func:`absorb` and
+    :func:`resample_unused` (what the client does with the sums), so that
+    :mod:`eaelib.distributed` runs the same arithmetic across machines.
+
     Returns
     -------
     state : OnlineState
@@ -135,8 +161,20 @@ def online_step(state, X, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_inner
     xp = get_namespace(X)
     weights = dict(lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s)
     codes = batch_codes(X, state.D, state.E, **weights, rtol=inner_rtol, max_iter=max_inner)
+    absorb(state, Statistics.of(X, codes.x), lambda_d=lambda_d, lambda_e=lambda_e)
+    norms = lambda: to_numpy(xp.linalg.vector_norm(X, axis=0))
+    columns = lambda picked: xp.take(X, from_numpy(xp, picked, device=X.device), axis=1)
+    resample_unused(state, norms, columns, lambda_d=lambda_d, rng=rng)
+    return state, codes
+
+
+def absorb(state, batch, *, lambda_d, lambda_e):
+    """Add a batch's sums to the statistics with the forgetting factor, then solve D and E on them exactly.
+
+    ``batch`` is :meth:`Statistics.of` the batch (or the sum of its parts').
+    """
     stats = state.statistics
-    stats.update(X, codes.x, forgetting(state.step, X.shape[1]))
+    stats.merge(batch, forgetting(state.step, int(batch.weight)))
     state.step += 1
     if lambda_d > 0:
         res = solve_ball(
@@ -148,26 +186,31 @@ def online_step(state, X, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_inner
             stats.xx, stats.xz.mT, stats.z_sq, state.E, weight=lambda_e, multipliers=state.multipliers.get("E")
         )
         state.E, state.multipliers["E"] = res.x, res.multipliers
-    unused = to_numpy(xp.linalg.diagonal(stats.zz)) == 0
-    if unused.any() and lambda_d > 0:
-        state.D = _resample(state.D, X, unused, rng)
-        state.n_resampled += int(unused.sum())
-    return state, codes
+    return state
 
 
-def _resample(D, X, unused, rng):
-    """``D`` with its ``unused`` atoms replaced by random non-zero columns of ``X`` of unit norm."""
-    xp = get_namespace(D, X)
-    norms = to_numpy(xp.linalg.vector_norm(X, axis=0))
-    candidates = np.flatnonzero(norms > 0)
+def resample_unused(state, norms, columns, *, lambda_d, rng):
+    """Replace the atoms that no sample has used yet by samples of the last batch, of unit norm.
+
+    ``norms()`` gives the batch's column norms (NumPy) and ``columns(picked)``
+    its columns ``picked`` (n × m, in the model's namespace): both are only
+    called when some atom is unused, so a distributed batch is fetched then.
+    """
+    xp = get_namespace(state.D)
+    unused = to_numpy(xp.linalg.diagonal(state.statistics.zz)) == 0
+    if not (unused.any() and lambda_d > 0):
+        return state
+    candidates = np.flatnonzero(norms() > 0)
     if candidates.size == 0:
-        return D
-    picked = np.zeros(D.shape[1], dtype=np.int64)
+        return state
+    picked = np.zeros(state.D.shape[1], dtype=np.int64)
     picked[unused] = rng.choice(candidates, size=int(unused.sum()), replace=candidates.size < unused.sum())
-    fresh = xp.take(X, from_numpy(xp, picked, device=X.device), axis=1)
+    fresh = columns(picked)
     fresh = fresh / xp.linalg.vector_norm(fresh, axis=0, keepdims=True)
-    mask = from_numpy(xp, unused, device=X.device)
-    return project_columns(xp.where(mask, fresh, D))
+    mask = from_numpy(xp, unused, device=state.D.device)
+    state.D = project_columns(xp.where(mask, fresh, state.D))
+    state.n_resampled += int(unused.sum())
+    return state
 
 
 def evaluate(batches, D, E, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_inner):
@@ -186,18 +229,51 @@ def evaluate(batches, D, E, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_inn
         ``{"Z": …, "D": …, "E": …}``, as ``LearningResult.certificates``.
     """
     weights = dict(lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s)
-    terms = dict.fromkeys(("data", "encoder", "sparsity", "graph", "total"), 0.0)
-    stats, gap_z = None, 0.0
+    total = None
     for X in batches:
-        xp = get_namespace(X, D, E)
-        res = batch_codes(X, D, E, **weights, rtol=inner_rtol, max_iter=max_inner)
-        for key, value in energy_terms(X, res.x, D, E, **weights).items():
-            terms[key] += value
-        gap_z += certificate(*code_problem(X, D, E, **weights), res.x)
-        if stats is None:
-            stats = Statistics.zeros(xp, D.shape[0], D.shape[1], X.dtype, X.device)
-        stats.update(X, res.x, 1.0)
-    gaps = {"Z": gap_z, "D": 0.0, "E": 0.0}
+        part = evaluation_sums(X, D, E, **weights, inner_rtol=inner_rtol, max_inner=max_inner)
+        total = part if total is None else total.merge(part)
+    return certify(total, D, E, lambda_d=lambda_d, lambda_e=lambda_e)
+
+
+@dataclass
+class EvaluationSums:
+    """What a pass of :func:`evaluate` adds up over the batches: energy terms, Z-gap and statistics."""
+
+    terms: dict
+    gap_z: float
+    statistics: Statistics
+
+    def merge(self, other):
+        """Add ``other``'s sums (a later batch's) to these."""
+        for key, value in other.terms.items():
+            self.terms[key] += value
+        self.gap_z += other.gap_z
+        self.statistics.merge(other.statistics)
+        return self
+
+
+def evaluation_sums(X, D, E, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_inner):
+    """One batch ``X`` (n × b) of :func:`evaluate`: its codes solved, its energy terms, Z-gap and sums."""
+    weights = dict(lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s)
+    res = batch_codes(X, D, E, **weights, rtol=inner_rtol, max_iter=max_inner)
+    terms = dict.fromkeys(("data", "encoder", "sparsity", "graph", "total"), 0.0)
+    for key, value in energy_terms(X, res.x, D, E, **weights).items():
+        terms[key] += value
+    gap_z = 0.0 + certificate(*code_problem(X, D, E, **weights), res.x)
+    stats = Statistics.zeros(get_namespace(X), D.shape[0], D.shape[1], X.dtype, X.device)
+    return EvaluationSums(terms, gap_z, stats.merge(Statistics.of(X, res.x)))
+
+
+def certify(sums, D, E, *, lambda_d, lambda_e):
+    """``(terms, certificates)`` of :func:`evaluate` from the pass's :class:`EvaluationSums`.
+
+    The D and E gaps come from solving their subproblems exactly on the pass's
+    statistics: ``gap(D) ≤ P(D) − P(D*) + gap(D*)``.
+    """
+    xp = get_namespace(D, E)
+    stats = sums.statistics
+    gaps = {"Z": sums.gap_z, "D": 0.0, "E": 0.0}
     for name, weight, gram, b, c, W in (
         ("D", lambda_d, stats.zz, stats.xz, stats.x_sq, D),
         ("E", lambda_e, stats.xx, stats.xz.mT, stats.z_sq, E),
@@ -207,7 +283,92 @@ def evaluate(batches, D, E, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_inn
             half_sum = 0.5 * (W + best.x)
             loss = weight * float(xp.sum((W - best.x) * (half_sum @ gram - b)))  # P(W) − P(W*)
             gaps[name] = max(loss, 0.0) + best.certificate[-1]
-    return terms, gaps
+    return sums.terms, gaps
+
+
+def zero_code_energy(batches, D, E, *, lambda_d, lambda_e, lambda_s):
+    """The energy at ``(D, E)`` with zero codes, summed over ``batches``: where learning starts."""
+    terms = dict.fromkeys(("data", "encoder", "sparsity", "graph", "total"), 0.0)
+    for X in batches:
+        zeros = get_namespace(X).zeros((D.shape[1], X.shape[1]), dtype=X.dtype, device=X.device)
+        for key, value in energy_terms(X, zeros, D, E, lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s).items():
+            terms[key] += value
+    return terms
+
+
+class ArraySource:
+    """The batches of an in-memory ``X`` (n × N): :func:`learn_online`'s source for an array.
+
+    A *batch source* is what :func:`learn_online` learns from: an object with
+
+    - ``initial_energy(D, E, **weights)``: the energy at ``(D, E)`` with zero codes;
+    - ``train_epoch(state, rng, **options)``: one epoch of :func:`online_step`
+      (or of its stages) on ``state``;
+    - ``evaluate(D, E, **options)``: ``(terms, certificates)``, as :func:`evaluate`.
+
+    :class:`StreamSource` (a :class:`~eaelib.PatchStream`) and
+    :class:`eaelib.distributed.DaskSource` are the others.
+    """
+
+    def __init__(self, X, batch_size, shuffle=True):
+        self.X, self.batch_size, self.shuffle = X, batch_size, shuffle
+
+    def _spans(self):
+        N = self.X.shape[1]
+        return [(i, min(i + self.batch_size, N)) for i in range(0, N, self.batch_size)]
+
+    def initial_energy(self, D, E, **weights):
+        X = self.X
+        zeros = get_namespace(X).zeros((D.shape[1], X.shape[1]), dtype=X.dtype, device=X.device)
+        return energy_terms(X, zeros, D, E, **weights)
+
+    def train_epoch(self, state, rng, **options):
+        xp, X = get_namespace(self.X), self.X
+        if self.shuffle:
+            for index in minibatches(X.shape[1], self.batch_size, rng):
+                online_step(state, xp.take(X, from_numpy(xp, index, device=X.device), axis=1), **options, rng=rng)
+        else:
+            for a, b in self._spans():
+                online_step(state, X[:, a:b], **options, rng=rng)
+
+    def evaluate(self, D, E, **options):
+        return evaluate((self.X[:, a:b] for a, b in self._spans()), D, E, **options)
+
+
+class StreamSource:
+    """A :class:`~eaelib.PatchStream` as a batch source: its shuffled epochs, and passes in order.
+
+    The stream yields patches as rows in NumPy; ``xp`` (and ``device``,
+    ``dtype``) say where the model computes, and every batch is moved there.
+    """
+
+    def __init__(self, stream, xp, dtype, device=None):
+        self.stream, self.xp, self.dtype, self.device = stream, xp, dtype, device
+
+    def _columns(self, batches):
+        for rows in batches:
+            yield to_namespace(rows, self.xp, dtype=self.dtype, device=self.device).mT
+
+    def initial_energy(self, D, E, **weights):
+        return zero_code_energy(self._columns(self.stream.in_order()), D, E, **weights)
+
+    def train_epoch(self, state, rng, **options):
+        for X in self._columns(self.stream):
+            online_step(state, X, **options, rng=rng)
+
+    def evaluate(self, D, E, **options):
+        return evaluate(self._columns(self.stream.in_order()), D, E, **options)
+
+
+class SourceError(RuntimeError):
+    """A batch source failed for good (e.g. a Dask task after its retries); ``result`` holds what was learned.
+
+    ``result`` is the :class:`~eaelib.LearningResult` up to the last completed epoch.
+    """
+
+    def __init__(self, message, result=None):
+        super().__init__(message)
+        self.result = result
 
 
 def learn_online(
@@ -266,25 +427,16 @@ def learn_online(
     state : OnlineState
         To continue learning (:meth:`EnergyAutoEncoder.partial_fit`).
     """
-    xp = get_namespace(X, D, E)
     weights = dict(lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s)
     inner = dict(inner_rtol=inner_rtol, max_inner=max_inner)
     rng = check_random_state(random_state)
-    N = X.shape[1]
-    state = start(X, D, E) if state is None else state
-    zeros = xp.zeros((D.shape[1], N), dtype=X.dtype, device=X.device)
-    result = LearningResult(None, state.D, state.E, energy=[energy_terms(X, zeros, state.D, state.E, **weights)])
+    source = X if hasattr(X, "train_epoch") else ArraySource(X, batch_size, shuffle)
+    state = start_like(D, E) if state is None else state
+    result = LearningResult(None, state.D, state.E, energy=[source.initial_energy(state.D, state.E, **weights)])
     try:
         for epoch in range(1, max_epochs + 1):
-            spans = [(i, min(i + batch_size, N)) for i in range(0, N, batch_size)]
-            if shuffle:
-                for index in minibatches(N, batch_size, rng):
-                    batch = xp.take(X, from_numpy(xp, index, device=X.device), axis=1)
-                    online_step(state, batch, **weights, **inner, rng=rng)
-            else:
-                for a, b in spans:
-                    online_step(state, X[:, a:b], **weights, **inner, rng=rng)
-            terms, gaps = evaluate((X[:, a:b] for a, b in spans), state.D, state.E, **weights, **inner)
+            source.train_epoch(state, rng, **weights, **inner)
+            terms, gaps = source.evaluate(state.D, state.E, **weights, **inner)
             result.D, result.E, result.n_iter = state.D, state.E, epoch
             result.energy.append(terms)
             result.certificates.append(gaps)
@@ -298,5 +450,10 @@ def learn_online(
                 break
     except KeyboardInterrupt:
         result.interrupted, result.converged, result.status = True, False, "interrupted"
+    except SourceError as exc:
+        result.converged, result.status = False, "failed"
+        result.multipliers = dict(state.multipliers)
+        exc.result = result
+        raise
     result.multipliers = dict(state.multipliers)
     return result, state
