@@ -71,6 +71,9 @@ _EXPORTS = {
     "extract_patches": "patches",
     "patch_grid": "patches",
     "reconstruct_from_patches": "patches",
+    # streams.py
+    "PatchStream": "streams",
+    "image_files": "streams",
     # subproblems.py
     "code_problem": "subproblems",
     "constraint_violation": "subproblems",
@@ -89,7 +92,8 @@ _EXPORTS = {
     "sparse_dataset": "synthetic",
 }
 # Submodules that are public names themselves.
-_SUBMODULES = ("original",)  # the 2015 notebook's procedures, defects included (errata)
+# original: the 2015 notebook's procedures, defects included (errata); distributed: the Dask fit (needs dask).
+_SUBMODULES = ("original", "distributed")
 
 
 def __getattr__(name):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import KW_ONLY, dataclass, replace
 
 import numpy as np
 
-from ._array import BACKENDS, DTYPES, backend_name, get_namespace
+from ._array import BACKENDS, DTYPES, backend_name, dtype_name, get_namespace, resolve_dtype
 from ._base import BaseEstimator, ConvergenceWarning, DataConversionWarning, NotFittedError, TransformerMixin
 from ._validation import (
     check_array,
@@ -300,8 +301,14 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like, shape (n_samples, n_features)
-            Training samples as rows.
+        X : array-like, PatchStream or dask.array, shape (n_samples, n_features)
+            Training samples as rows. A :class:`~eaelib.PatchStream` (patches
+            streamed from many images) or a ``dask.array`` chunked along the
+            samples (learned on the active Dask scheduler, see
+            :mod:`eaelib.distributed`) needs ``algorithm="online"``: the
+            stream's own batches are the mini-batches; a Dask array's batches
+            are its consecutive chunks, grouped to hold at least
+            ``batch_size`` samples each. Both start from their first batch.
         y : ignored
         laplacian : array or sparse matrix, shape (n_samples, n_samples), optional
             Graph Laplacian over the samples; used when ``lambda_g > 0``.
@@ -309,6 +316,13 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        eaelib.online.SourceError
+            If a Dask task fails for good (after its retries): the model then
+            holds the last completed mini-batch update, its histories the last
+            completed epoch, and ``warm_start=True`` continues.
         """
         self._fit(X, laplacian)
         return self
@@ -319,6 +333,11 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
 
     def _fit(self, X, laplacian):
         weights = self._check_params()
+        source = self._batch_source(X)
+        if source is not None:
+            if weights["lambda_g"] > 0:
+                raise ValueError("algorithm='online' cannot use the graph term (lambda_g > 0): it couples all samples")
+            return self._fit_online(*source, weights)
         xp = model_namespace(self.backend, X)
         X_in = X
         xp, X = check_array(X, xp=xp, dtype=self.dtype)
@@ -333,7 +352,8 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         if self.algorithm == "online":
             if graph is not None:
                 raise ValueError("algorithm='online' cannot use the graph term (lambda_g > 0): it couples all samples")
-            return self._fit_online(Xb, xp, weights)
+            first = (lambda: Xb[:, : min(self.batch_size, Xb.shape[1])]) if not self.shuffle else (lambda: Xb)
+            return self._fit_online(Xb, first, xp, n_features, weights)
         Z0, D0, E0 = self._starting_point(Xb)
 
         progress, bar = self._progress_callback()
@@ -377,16 +397,53 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             warnings.warn(self._not_converged_message(result), ConvergenceWarning, stacklevel=3)
         return result.Z
 
-    def _fit_online(self, Xb, xp, weights):
-        """``fit`` with ``algorithm="online"``: epochs of mini-batches, certified at each epoch's end."""
-        from .online import learn_online, start  # only here: the core copied alone works without it
+    def _batch_source(self, X):
+        """``(source, first, xp, n_features)`` to learn online from a PatchStream or a dask.array, else None.
+
+        ``first()`` gives the samples (as columns) that the model's start is drawn from: the first batch.
+        """
+        stream = _patch_stream(X)
+        dask = X if stream is None and _is_dask_array(X) else None
+        if stream is None and dask is None:
+            return None
+        what = "a PatchStream" if stream is not None else "a dask.array"
+        if self.algorithm != "online":
+            raise ValueError(f"fit(X) with X {what} learns online, batch by batch: set algorithm='online'")
+        from .online import StreamSource
+
+        if stream is not None:
+            xp = model_namespace(self.backend, np.empty(0))
+            dtype = resolve_dtype(xp, self.dtype, xp.float64 if stream.dtype == np.float64 else xp.float32)
+            source = StreamSource(stream, xp, dtype)
+            first = lambda: next(source._columns(stream.batches(stream._epoch)))
+            return source, first, xp, stream.n_features
+        from .distributed import DaskSource
+
+        xp = model_namespace(self.backend, dask._meta)
+        meta = dask._meta
+        current = meta.dtype if np.dtype(str(meta.dtype).rsplit(".", 1)[-1]).kind == "f" else None
+        dtype = resolve_dtype(xp, self.dtype, None if current is None else getattr(xp, dtype_name(current)))
+        if xp is not get_namespace(meta) and self.backend is not None:
+            raise ValueError(
+                f"backend={self.backend!r} differs from the library of the dask.array's chunks "
+                f"({backend_name(get_namespace(meta))}): convert the chunks (X.map_blocks) or set backend=None"
+            )
+        source = DaskSource(dask, self.batch_size, self.shuffle, xp, dtype)
+        return source, source.first_batch, xp, int(dask.shape[1])
+
+    def _fit_online(self, data, first, xp, n_features, weights):
+        """``fit`` with ``algorithm="online"``: epochs of mini-batches, certified at each epoch's end.
+
+        ``data`` is the samples as columns (an array) or a batch source (:mod:`eaelib.online`);
+        ``first()`` the samples the start is drawn from.
+        """
+        from .online import SourceError, learn_online, start_like  # only here: the core copied alone works without it
 
         state = getattr(self, "_online", None) if self.warm_start and hasattr(self, "D_") else None
         if state is None:
             rng = check_random_state(self.random_state)
-            first = Xb[:, : min(self.batch_size, Xb.shape[1])] if not self.shuffle else Xb
-            _, D0, E0 = initialize(first, self.n_atoms, rng, method=self.init)
-            state = start(Xb, D0, E0)
+            _, D0, E0 = initialize(first(), self.n_atoms, rng, method=self.init)
+            state = start_like(D0, E0)
         else:
             rng = self._online_rng
         progress, bar = self._progress_callback()
@@ -397,7 +454,7 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
 
         try:
             result, state = learn_online(
-                Xb,
+                data,
                 state.D,
                 state.E,
                 **{k: weights[k] for k in ("lambda_d", "lambda_e", "lambda_s")},
@@ -411,11 +468,21 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
                 shuffle=self.shuffle,
                 callback=callback,
             )
+        except SourceError as exc:
+            self._online, self._online_rng = state, rng
+            if exc.result is not None:
+                self._store(exc.result, xp, n_features)
+                self.D_, self.E_ = state.D, state.E  # the last completed mini-batch update
+                exc.args = (
+                    f"{exc.args[0]}; the model holds the update of mini-batch {state.step} ({self.n_iter_} complete "
+                    "epochs in its histories): fit again with warm_start=True to continue",
+                )
+            raise
         finally:
             if bar is not None:
                 bar.close()
         self._online, self._online_rng = state, rng
-        self._store(result, xp, Xb.shape[0])
+        self._store(result, xp, n_features)
         if result.interrupted:
             warnings.warn(
                 f"fit was interrupted after {self.n_iter_} epochs: the model holds the last complete one; fit "
@@ -434,7 +501,8 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         (:mod:`eaelib.online`) and D and E are solved on them. The first call
         initializes the model from the batch. Calling it on the batches that
         ``fit`` with ``algorithm="online"`` and ``shuffle=False`` visits, in
-        order, gives the same model.
+        order, gives the same model. ``X`` may also be a
+        :class:`~eaelib.PatchStream`: every batch of its next epoch, in turn.
 
         Returns
         -------
@@ -445,6 +513,11 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         weights = self._check_params()
         if weights["lambda_g"] > 0:
             raise ValueError("partial_fit cannot use the graph term (lambda_g > 0): it couples all samples")
+        stream = _patch_stream(X)
+        if stream is not None:  # one pass: every batch of the stream's next epoch
+            for batch in stream:
+                self.partial_fit(batch)
+            return self
         state = getattr(self, "_online", None)
         if state is None:
             xp = model_namespace(self.backend, X)
@@ -725,6 +798,17 @@ _FITTED = (
     "n_dead_atoms_",
     "n_reinitialized_atoms_",
 )
+
+
+def _patch_stream(X):
+    """``X`` if it is a :class:`~eaelib.PatchStream`, else None (streams.py need not be part of a copy)."""
+    streams = sys.modules.get(f"{__package__}.streams")
+    return X if streams is not None and isinstance(X, streams.PatchStream) else None
+
+
+def _is_dask_array(X):
+    """Whether ``X`` is a ``dask.array.Array``, without importing Dask."""
+    return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "chunks") and hasattr(X, "to_delayed")
 
 
 def _graph_laplacian(laplacian, X):

@@ -1,0 +1,282 @@
+"""Online learning on Dask: the batch's codes and sums on the workers, D and E on the client.
+
+The D- and E-subproblems see the samples only through sums (``Σ z zᵀ``,
+``Σ x zᵀ``, ``Σ x xᵀ``, ``Σ ‖x‖²``, ``Σ ‖z‖²``: :class:`eaelib.online.Statistics`),
+and the codes of a batch depend only on its samples and the model. So a
+batch made of several chunks of a ``dask.array`` of patches is learned as:
+
+1. the model ``(D, E)`` (small: 2 n m numbers) goes to the workers;
+2. each worker codes its chunk against it (:func:`eaelib.online.batch_codes`)
+   and returns the chunk's sums (:meth:`Statistics.of`: m² + n m + n²
+   numbers, whatever the chunk's size);
+3. the client adds the chunks' sums in chunk order, folds them into the running
+   statistics with the forgetting factor and solves D and E exactly on them
+   (:func:`eaelib.online.absorb`); atoms still unused are replaced by samples
+   of the batch, fetched from the workers only then
+   (:func:`eaelib.online.resample_unused`).
+
+This is :func:`eaelib.online.online_step` with the batch's products split by
+chunks, so the same batches give the same model as learning in memory, up to
+the rounding of the sums' order. The epoch-end certificate (:func:`eaelib.online.evaluate`)
+is split the same way. Dask runs the tasks on whatever scheduler is active: a
+``distributed.Client`` (tasks retried on another worker when one dies), or
+Dask's local schedulers. Chunks are computed when a batch needs them and are
+not kept, so memory is bounded by the chunks in flight, not by the data.
+
+Dask (``dask`` and ``distributed``) is an optional dependency: ``pip install
+'eaelib[dask]'``; nothing else in eaelib imports it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._array import dtype_name, get_namespace, to_namespace, to_numpy
+from .online import SourceError, Statistics, absorb, certify, evaluation_sums, resample_unused
+
+#: Retries of a task on the distributed scheduler (another worker takes it when one dies).
+RETRIES = 3
+
+
+def _import_dask(what="the Dask fit"):
+    """``(dask, dask.array)``, or an ImportError that says what to install."""
+    try:
+        import dask
+        import dask.array as da
+    except ImportError as exc:
+        raise ImportError(
+            f"{what} needs Dask, which is not installed: pip install 'eaelib[dask]' (or pip install dask distributed)"
+        ) from exc
+    return dask, da
+
+
+def is_dask_array(x):
+    """Whether ``x`` is a ``dask.array.Array`` (without importing Dask)."""
+    return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "chunks") and hasattr(x, "to_delayed")
+
+
+def batch_groups(chunk_sizes, batch_size):
+    """Consecutive chunks grouped into batches: each group gathers chunks until it holds ≥ ``batch_size`` samples.
+
+    The last group may hold fewer. With chunks of ``c`` samples and
+    ``batch_size = k c``, every batch is ``k`` chunks: the batches of the
+    in-memory fit with ``shuffle=False`` and the same ``batch_size``.
+    """
+    groups, current, count = [], [], 0
+    for i, size in enumerate(chunk_sizes):
+        current.append(i)
+        count += size
+        if count >= batch_size:
+            groups.append(current)
+            current, count = [], 0
+    if current:
+        groups.append(current)
+    return groups
+
+
+class DaskSource:
+    """A ``dask.array`` of samples as rows, as a batch source of :func:`eaelib.online.learn_online`.
+
+    Parameters
+    ----------
+    X : dask.array.Array, shape (n_samples, n_features)
+        Chunked along the samples (a chunked feature axis is rechunked to one
+        chunk); its chunks may be NumPy or CuPy arrays.
+    batch_size : int
+        Batches are consecutive chunks holding at least this many samples
+        (:func:`batch_groups`): the chunks of a batch are coded in parallel.
+    shuffle : bool
+        Visit the batches in a new random order every epoch (their chunks
+        stay together); else in order.
+    xp, dtype, device
+        Where the client's model and statistics live.
+    retries : int
+        Retries of each task on a ``distributed`` scheduler.
+    """
+
+    def __init__(self, X, batch_size, shuffle, xp, dtype, device=None, retries=RETRIES):
+        dask, _ = _import_dask()
+        self._dask = dask
+        if X.ndim != 2:
+            raise ValueError(f"X must be a 2-D dask array of shape (n_samples, n_features), got shape {X.shape}")
+        if X.numblocks[1] > 1:
+            X = X.rechunk({1: -1})
+        self.X, self.sizes = X, X.chunks[0]
+        self.blocks = list(X.to_delayed()[:, 0])
+        self.groups = batch_groups(self.sizes, batch_size)
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
+        self.shuffle, self.xp, self.dtype, self.device, self.retries = shuffle, xp, dtype, device, retries
+
+    # -- running tasks -----------------------------------------------------------------------------------
+
+    def _compute(self, tasks):
+        """Results of ``tasks`` (Dask delayed) on the active scheduler; a task that fails for good is a SourceError."""
+        dask = self._dask
+        try:
+            if dask.config.get("scheduler", None) == "dask.distributed":
+                from distributed import default_client
+
+                client = default_client()
+                return client.gather(client.compute(list(tasks), retries=self.retries))
+            return list(dask.compute(*tasks))
+        except (KeyboardInterrupt, SourceError):
+            raise
+        except Exception as exc:
+            retried = (
+                f" after {self.retries} retries" if dask.config.get("scheduler", None) == "dask.distributed" else ""
+            )
+            raise SourceError(f"a Dask task of the fit failed{retried}: {type(exc).__name__}: {exc}") from exc
+
+    def _model(self, D, E):
+        """``D`` and ``E`` as two graph keys, sent once to each worker that needs them."""
+        delayed = self._dask.delayed
+        return delayed(to_numpy(D), pure=True), delayed(to_numpy(E), pure=True)
+
+    def _location(self, i):
+        return f"samples {self.offsets[i]}–{self.offsets[i + 1] - 1}"
+
+    def _sums(self, parts):
+        """The parts' sums added in chunk order, in the client's namespace."""
+        total = None
+        for part in parts:
+            part = part.to(self.xp, self.device)
+            total = part if total is None else total.merge(part)
+        return total
+
+    # -- the batch source protocol -------------------------------------------------------------------------
+
+    def first_batch(self):
+        """The first batch (its chunks in order) as columns (n × b), where the model's start is drawn from."""
+        rows = self._compute(
+            [
+                self._dask.delayed(_rows)(self.blocks[i], dtype_name(self.dtype), self._location(i))
+                for i in self.groups[0]
+            ]
+        )
+        X = np.concatenate([to_numpy(r) for r in rows], axis=0)
+        return to_namespace(X, self.xp, dtype=self.dtype, device=self.device).mT
+
+    def initial_energy(self, D, E, **weights):
+        D_, E_ = self._model(D, E)
+        task = self._dask.delayed(_zero_code_terms)
+        parts = self._compute(
+            [task(b, D_, E_, weights, dtype_name(self.dtype), self._location(i)) for i, b in enumerate(self.blocks)]
+        )
+        terms = dict.fromkeys(parts[0], 0.0)
+        for part in parts:
+            for key, value in part.items():
+                terms[key] += value
+        return terms
+
+    def train_epoch(self, state, rng, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_inner):
+        weights = dict(lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s)
+        inner = dict(rtol=inner_rtol, max_iter=max_inner)
+        order = rng.permutation(len(self.groups)) if self.shuffle else range(len(self.groups))
+        delayed = self._dask.delayed
+        for g in order:
+            group = self.groups[g]
+            D_, E_ = self._model(state.D, state.E)
+            parts = self._compute(
+                [
+                    delayed(_chunk_sums)(
+                        self.blocks[i], D_, E_, weights, inner, dtype_name(self.dtype), self._location(i)
+                    )
+                    for i in group
+                ]
+            )
+            absorb(state, self._sums(parts), lambda_d=lambda_d, lambda_e=lambda_e)
+            resample_unused(
+                state,
+                lambda group=group: self._norms(group),
+                lambda picked, group=group: self._columns(group, picked),
+                lambda_d=lambda_d,
+                rng=rng,
+            )
+
+    def evaluate(self, D, E, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_inner):
+        weights = dict(lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s)
+        D_, E_ = self._model(D, E)
+        task = self._dask.delayed(_evaluation_sums)
+        parts = self._compute(
+            [
+                task(b, D_, E_, weights, inner_rtol, max_inner, dtype_name(self.dtype), self._location(i))
+                for i, b in enumerate(self.blocks)
+            ]
+        )
+        total = None
+        for part in parts:
+            part.statistics = part.statistics.to(self.xp, self.device)
+            total = part if total is None else total.merge(part)
+        return certify(total, D, E, lambda_d=lambda_d, lambda_e=lambda_e)
+
+    # -- fetching a batch's samples (only to replace unused atoms) -------------------------------------------
+
+    def _norms(self, group):
+        task = self._dask.delayed(_norms)
+        parts = self._compute([task(self.blocks[i], dtype_name(self.dtype), self._location(i)) for i in group])
+        return np.concatenate([to_numpy(p) for p in parts])
+
+    def _columns(self, group, picked):
+        """Columns ``picked`` (indices into the batch's samples, its chunks in order) as an n × len(picked) array."""
+        bounds = np.cumsum([0, *(self.sizes[i] for i in group)])
+        owner = np.searchsorted(bounds, picked, side="right") - 1
+        wanted = [(k, picked[owner == k] - bounds[k]) for k in range(len(group)) if np.any(owner == k)]
+        task = self._dask.delayed(_take_rows)
+        parts = self._compute(
+            [task(self.blocks[group[k]], rows, dtype_name(self.dtype), self._location(group[k])) for k, rows in wanted]
+        )
+        out = np.empty((len(picked), int(self.X.shape[1])), dtype=np.dtype(dtype_name(self.dtype)))
+        for (k, _), rows in zip(wanted, parts, strict=True):
+            out[owner == k] = to_numpy(rows)
+        return to_namespace(out, self.xp, dtype=self.dtype, device=self.device).mT
+
+
+# -- what the workers run (module-level functions: they travel by reference) ---------------------------------
+
+
+def _rows(block, dtype, where):
+    """A chunk of samples as rows, checked finite and cast to ``dtype``, in the chunk's namespace."""
+    xp = get_namespace(block)
+    X = xp.astype(block, getattr(xp, dtype))
+    if not bool(xp.all(xp.isfinite(X))):
+        raise ValueError(f"X contains NaN or infinite values ({where})")
+    return X
+
+
+def _columns_of(block, dtype, where, D, E):
+    X = _rows(block, dtype, where).mT
+    xp = get_namespace(X)
+    move = lambda a: to_namespace(a, xp, dtype=X.dtype, device=X.device)
+    return X, move(D), move(E)
+
+
+def _chunk_sums(block, D, E, weights, inner, dtype, where):
+    """A worker's share of :func:`eaelib.online.online_step`: its chunk's codes, returned as their sums."""
+    from .online import batch_codes
+
+    X, D, E = _columns_of(block, dtype, where, D, E)
+    codes = batch_codes(X, D, E, **weights, **inner)
+    return Statistics.of(X, codes.x)
+
+
+def _evaluation_sums(block, D, E, weights, inner_rtol, max_inner, dtype, where):
+    X, D, E = _columns_of(block, dtype, where, D, E)
+    return evaluation_sums(X, D, E, **weights, inner_rtol=inner_rtol, max_inner=max_inner)
+
+
+def _zero_code_terms(block, D, E, weights, dtype, where):
+    from .online import zero_code_energy
+
+    X, D, E = _columns_of(block, dtype, where, D, E)
+    return zero_code_energy([X], D, E, **weights)
+
+
+def _norms(block, dtype, where):
+    X = _rows(block, dtype, where)
+    return get_namespace(X).linalg.vector_norm(X, axis=1)
+
+
+def _take_rows(block, rows, dtype, where):
+    X = _rows(block, dtype, where)
+    xp = get_namespace(X)
+    return xp.take(X, xp.asarray(rows, device=X.device), axis=0)
