@@ -1,0 +1,176 @@
+"""Learning on Dask (eaelib.distributed): the same model as in memory, on any scheduler, through failures."""
+
+import os
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import eaelib
+from eaelib import EnergyAutoEncoder, PatchStream
+from eaelib.distributed import batch_groups
+from eaelib.online import SourceError
+
+dask = pytest.importorskip("dask")
+da = pytest.importorskip("dask.array")
+
+N, CHUNK, BATCH = 600, 100, 200  # 3 batches of 2 chunks each
+PARAMS = dict(n_atoms=12, algorithm="online", batch_size=BATCH, shuffle=False, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def patches():
+    """6 × 6 non-overlapping patches of Barbara, samples as rows."""
+    return eaelib.extract_patches(eaelib.load_image("barbara"), size=6, stride=6)[:N]
+
+
+def fit(X, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_outer reached: a ConvergenceWarning
+        return EnergyAutoEncoder(**{**PARAMS, "max_outer": 2, **params}).fit(X)
+
+
+def assert_same_model(model, reference):
+    """The same model up to the rounding of sums taken chunk by chunk."""
+    np.testing.assert_allclose(model.D_, reference.D_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(model.E_, reference.E_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(model.objective_history_, reference.objective_history_, rtol=1e-9)
+    assert model.n_steps_ == reference.n_steps_ and model.n_iter_ == reference.n_iter_
+
+
+def test_batches_are_groups_of_consecutive_chunks():
+    assert batch_groups((100,) * 6, 200) == [[0, 1], [2, 3], [4, 5]]
+    assert batch_groups((100,) * 5, 200) == [[0, 1], [2, 3], [4]]
+    assert batch_groups((50, 170, 30, 300, 10), 200) == [[0, 1], [2, 3], [4]]
+    assert batch_groups((100,) * 3, 50) == [[0], [1], [2]]
+
+
+def test_the_dask_fit_is_the_in_memory_fit_on_the_same_batches(patches):
+    # The reference: the in-memory online fit, whose batches (shuffle=False) are the consecutive spans of
+    # batch_size samples: here exactly the Dask array's pairs of chunks. Same seed: same start.
+    reference = fit(patches)
+    with dask.config.set(scheduler="synchronous"):
+        model = fit(da.from_array(patches, chunks=(CHUNK, -1)))
+    assert_same_model(model, reference)
+    for gaps, expected in zip(model.certificate_history_, reference.certificate_history_, strict=True):
+        for block in "ZDE":
+            assert gaps[block] == pytest.approx(expected[block], rel=1e-6, abs=1e-9)
+
+
+def test_chunked_features_and_float32_and_the_threaded_scheduler(patches):
+    reference = fit(patches.astype(np.float32))
+    with dask.config.set(scheduler="threads"):
+        model = fit(da.from_array(patches.astype(np.float32), chunks=(CHUNK, 12)))  # features in 3 chunks
+    assert model.D_.dtype == np.float32
+    np.testing.assert_allclose(model.D_, reference.D_, rtol=1e-3, atol=1e-4)
+
+
+def test_unused_atoms_are_resampled_from_the_workers_samples(patches):
+    # A large λ_s leaves atoms unused at first: they are replaced by samples fetched from the chunks.
+    params = dict(lambda_s=30.0, lambda_e=0.0, n_atoms=20, max_outer=2)
+    reference = fit(patches, **params)
+    assert reference.n_reinitialized_atoms_ > 0
+    with dask.config.set(scheduler="synchronous"):
+        model = fit(da.from_array(patches, chunks=(CHUNK, -1)), **params)
+    assert model.n_reinitialized_atoms_ == reference.n_reinitialized_atoms_
+    assert_same_model(model, reference)
+
+
+def test_a_failing_task_is_a_clear_error_and_the_model_keeps_what_was_learned(patches):
+    armed = {"calls": None}
+
+    def flaky(block):
+        # After epoch 1 (armed by the callback), the 3rd chunk fails: epoch 2's second batch, after one
+        # completed update of epoch 2.
+        if armed["calls"] is not None:
+            armed["calls"] += 1
+            if armed["calls"] == 3:
+                raise OSError("disk on fire")
+        return block
+
+    def arm(epoch, terms):
+        armed["calls"] = 0
+
+    X = da.from_array(patches, chunks=(CHUNK, -1)).map_blocks(flaky, dtype=patches.dtype)
+    model = EnergyAutoEncoder(**PARAMS, max_outer=5, callback=arm)
+    with dask.config.set(scheduler="synchronous"), pytest.raises(SourceError, match="OSError: disk on fire") as info:
+        model.fit(X)
+    assert "warm_start=True to continue" in str(info.value)
+    # What was learned: one complete epoch in the histories, and D, E after the 4th update (3 + 1).
+    assert model.n_iter_ == 1 and len(model.objective_history_) == 2 and model.n_steps_ == 4
+    by_hand = EnergyAutoEncoder(**PARAMS)
+    for start in [0, 200, 400, 0]:
+        by_hand.partial_fit(patches[start : start + BATCH])
+    np.testing.assert_allclose(model.D_, by_hand.D_, rtol=1e-7, atol=1e-9)
+    # ... and warm_start continues from there.
+    with dask.config.set(scheduler="synchronous"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.set_params(warm_start=True, max_outer=1, callback=None).fit(da.from_array(patches, chunks=(CHUNK, -1)))
+    assert model.n_steps_ == 7
+
+
+def test_a_stream_as_a_dask_array(patches):
+    images = [eaelib.load_image("barbara")[:90, :120], eaelib.load_image("barbara")[200:260, 300:400]]
+    stream = PatchStream(images, 6, 3, batch_size=64, random_state=0)
+    X = stream.to_dask()
+    assert X.shape == (stream.n_patches, 36) and X.numblocks[0] == len(stream)
+    with dask.config.set(scheduler="synchronous"):
+        np.testing.assert_array_equal(X.compute(), np.concatenate(list(stream.batches(0))))
+        # One epoch: the stream's epoch 0 in its batches, or the Dask array of that epoch's chunks.
+        from_dask = fit(X, batch_size=64, max_outer=1)
+    from_stream = fit(stream, max_outer=1)
+    assert_same_model(from_dask, from_stream)
+
+
+def test_without_dask_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "dask", None)
+    monkeypatch.setitem(sys.modules, "dask.array", None)
+    stream = PatchStream([np.zeros((20, 20))], 4)
+    with pytest.raises(ImportError, match=r"pip install 'eaelib\[dask\]'"):
+        stream.to_dask()
+
+
+# -- a real cluster: 2 worker processes ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None, env={"OPENBLAS_NUM_THREADS": "1"}
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+def _exit_at(block, folder, call):
+    """Kill the worker process that makes the ``call``-th chunk computation of the fit (counted in a file)."""
+    with open(os.path.join(folder, "calls"), "a") as file:
+        file.write("x")  # appends of one byte: atomic, so the two workers count together
+    if os.path.getsize(os.path.join(folder, "calls")) == call:
+        with open(os.path.join(folder, "killed"), "w") as file:
+            file.write(str(os.getpid()))
+        os._exit(1)
+    return block
+
+
+def test_a_local_cluster_of_two_workers_fits_the_in_memory_model(client, patches):
+    reference = fit(patches)
+    model = fit(da.from_array(patches, chunks=(CHUNK, -1)))
+    assert_same_model(model, reference)
+    assert len(client.scheduler_info()["workers"]) == 2
+
+
+def test_a_worker_that_dies_mid_fit_is_replaced_and_the_fit_completes(client, patches, tmp_path):
+    # Chunk computations: 2 for the start (the first batch), 6 for the initial energy, then epoch 1's
+    # batches: the 12th is the second chunk of its second batch, mid-epoch.
+    # meta: Dask would otherwise call _exit_at here, on an empty array, to learn what it returns.
+    X = da.from_array(patches, chunks=(CHUNK, -1)).map_blocks(_exit_at, str(tmp_path), 12, meta=patches[:0])
+    reference = fit(patches)
+    model = fit(X)
+    assert (tmp_path / "killed").exists()  # a worker did die, in the middle of epoch 1
+    assert (tmp_path / "calls").stat().st_size > 12  # ... and its task ran again, on a worker alive
+    assert_same_model(model, reference)  # nothing lost: the model is the in-memory one
