@@ -19,9 +19,12 @@ declarations in :class:`~eaelib.EnergyAutoEncoder`): names, defaults, checks and
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import importlib.util
 import itertools
 import json
+import math
 import signal
 import sys
 import threading
@@ -31,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ._array import BACKENDS, DTYPES, backend_namespace, to_numpy
+from ._array import DTYPES, backend_namespace, to_numpy
 from ._base import ConvergenceWarning
 from ._validation import AS_ESTIMATOR, check_random_state, param_specs
 from ._version import __version__
 from .estimator import TRANSFORM_METHODS, EnergyAutoEncoder, load_model
+from .online import SourceError
 from .patches import PatchLayout, patch_grid
 
 FIGURES = ("convergence.png", "inner.png", "atoms.png", "norms.png", "codes.png")
@@ -45,6 +49,7 @@ CODES_FILE = "codes.npz"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a process stopped by Ctrl-C
 # The learn options that set the model's patches, checked against a model that --resume continues.
 PATCH_OPTIONS = ("patch_size", "stride", "center")
+CODES_SAMPLE = 4096  # patches coded for the summary and figures when learning from a stream
 
 
 # -- options ---------------------------------------------------------------------------------------------
@@ -87,7 +92,7 @@ def _add_model_options(parser):
             group.add_argument(spec.cli, action="store_const", const=not negated, help=help_text, **options)
             continue
         if spec.kind in ("choice", "dtype"):
-            options["choices"] = BACKENDS if spec.kind == "choice" else DTYPES[::-1]
+            options["choices"] = spec.choices if spec.kind == "choice" else DTYPES[::-1]
         else:
             options["type"] = _option_type(name, spec)
             options["metavar"] = spec.cli_metavar
@@ -162,10 +167,20 @@ def build_parser():
             "λ_d/2‖X − DZ‖² + λ_e/2‖Z − EX‖² + λ_s‖Z‖₁; print a summary and write "
             f"{MODEL_FILE} (with the patch size, stride and centring), the figures {', '.join(FIGURES)} and "
             "summary.json into DIR. Ctrl-C stops after the current outer iteration and saves the model so far "
-            "(exit code 130); --resume continues it."
+            "(exit code 130); --resume continues it. With several images (or a folder, or a pattern), or on a Dask "
+            "cluster (--workers, --scheduler), the patches are streamed from the images in shuffled batches and "
+            "learned online; the codes and figures are then those of a random sample of "
+            f"{CODES_SAMPLE} patches."
         ),
     )
-    learn.add_argument("image", metavar="IMAGE", help='image file (any format Pillow reads) or the name "barbara"')
+    learn.add_argument(
+        "images",
+        metavar="IMAGE",
+        nargs="+",
+        help='image file (any format Pillow reads), the name "barbara", a folder (its image files) or a glob pattern '
+        "(quoted); several images, a folder or a pattern are learned online from a stream of their shuffled "
+        "patches (--algorithm online), which never holds them all in memory",
+    )
     learn.add_argument("--out", metavar="DIR", required=True, type=Path, help="output folder, created if needed")
     patches = learn.add_argument_group("patches")
     patches.add_argument(
@@ -189,6 +204,20 @@ def build_parser():
         help="remove each patch's mean before learning (as for denoising; the means are added back on use)",
     )
     _add_model_options(learn)
+    cluster = learn.add_argument_group("Dask cluster (needs eaelib[dask]; learns online, see eaelib.distributed)")
+    where = cluster.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="learn on a local Dask cluster of N worker processes (one thread each)",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="learn on the running Dask cluster whose scheduler is at ADDRESS (e.g. tcp://10.0.0.1:8786); its "
+        "workers must have eaelib installed and read the image files at the same paths",
+    )
     run = learn.add_argument_group("run")
     run.add_argument("--no-figures", action="store_true", help="write no figures (they need matplotlib)")
     run.add_argument(
@@ -430,6 +459,67 @@ def _resume(args, given, layout_given):
     return model.set_params(**given, warm_start=True), layout
 
 
+def _is_collection(spec):
+    """Whether an IMAGE argument names several images: a folder or a glob pattern."""
+    return Path(spec).is_dir() or (not Path(spec).exists() and glob.has_magic(spec))
+
+
+def _stream(args, layout, model, files, batch_size=None):
+    """The images' patches as a :class:`~eaelib.PatchStream`; a bad image is a usage error."""
+    from .streams import PatchStream
+
+    try:
+        return PatchStream(
+            files,
+            layout.size,
+            layout.stride,
+            center=layout.centered,
+            batch_size=model.batch_size if batch_size is None else batch_size,
+            random_state=model.random_state,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        _error(args, f"argument IMAGE: {exc}")
+
+
+class _Cluster:
+    """The Dask client of ``--workers N`` (a local cluster) or ``--scheduler ADDRESS``, closed on exit."""
+
+    def __init__(self, args):
+        self.args, self.client, self.cluster = args, None, None
+
+    def __enter__(self):
+        args = self.args
+        option = "--workers" if args.workers else "--scheduler"
+        for module in ("dask", "distributed"):
+            _require(args, module, module, option, "or pip install 'eaelib[dask]'")
+        import distributed
+
+        if args.workers:
+            self.cluster = distributed.LocalCluster(
+                n_workers=args.workers, processes=True, threads_per_worker=1, dashboard_address=None
+            )
+            self.client = distributed.Client(self.cluster)
+        else:
+            try:
+                self.client = distributed.Client(args.scheduler, timeout="10s")
+            except (OSError, ValueError, TypeError) as exc:
+                _error(args, f"argument --scheduler: cannot connect to {args.scheduler!r}: {exc}")
+        return self
+
+    @property
+    def n_workers(self):
+        return max(1, len(self.client.scheduler_info()["workers"]))
+
+    @property
+    def address(self):
+        return self.client.scheduler.address
+
+    def __exit__(self, *exc_info):
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
 def learn_command(args, out=None, err=None):
     """Run ``eaelib learn`` with parsed ``args``; returns the summary as a dict."""
     from .subproblems import constraint_violation
@@ -441,7 +531,18 @@ def learn_command(args, out=None, err=None):
         params["progress"] = False
     layout_given = {name: getattr(args, name) for name in PATCH_OPTIONS if hasattr(args, name)}
     _check_learn_args(args, params, given)
-    image = _load_image(args, args.image)
+    distributed = bool(args.workers or args.scheduler)
+    streamed = distributed or len(args.images) > 1 or _is_collection(args.images[0])
+    if streamed:
+        if given.get("algorithm") == "batch":
+            _error(
+                args,
+                "argument --algorithm: several images, a folder, a pattern or a Dask cluster are learned online, "
+                "from a stream of patches: drop --algorithm batch",
+            )
+        files = _image_files(args)
+    else:
+        image = _load_image(args, args.images[0])
     if args.resume:
         model, layout = _resume(args, given, layout_given)
         model.set_params(progress=params["progress"])
@@ -453,36 +554,57 @@ def learn_command(args, out=None, err=None):
         except ValueError as exc:
             _error(args, f"argument --patch-size/--stride: {exc}")
         model, previous = EnergyAutoEncoder(**params), None
-    try:
-        X, _ = layout.extract(image)
-    except ValueError as exc:
-        _error(args, f"argument --patch-size/--stride: {exc}")
+    if streamed:
+        model.set_params(algorithm="online")
+        stream = _stream(args, layout, model, files)
+        n_samples = stream.n_patches
+    else:
+        try:
+            X, _ = layout.extract(image)
+        except ValueError as exc:
+            _error(args, f"argument --patch-size/--stride: {exc}")
+        n_samples = X.shape[0]
     _make_out(args)
 
     stop = _StopOnInterrupt(err)
     model.set_params(callback=stop)
+    cluster = _Cluster(args) if distributed else contextlib.nullcontext()
     start = time.perf_counter()
     try:
-        with stop, warnings.catch_warnings():
+        with stop, cluster, warnings.catch_warnings():
             # An interrupted fit warns to fit again with warm_start=True: here, --resume says it.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X)
+            if distributed:
+                # A batch is one chunk per worker: they code it together.
+                data = stream.to_dask(math.ceil(model.batch_size / cluster.n_workers))
+                where = {"scheduler": cluster.address, "n_workers": cluster.n_workers}
+            else:
+                data = stream if streamed else X
+            model.fit(data)
     except KeyboardInterrupt:  # before the first outer iteration completed: nothing to save
         print("interrupted before the first outer iteration: nothing saved", file=err)
+        raise
+    except SourceError as exc:  # a Dask task failed for good: keep what was learned
+        model.save(args.out / MODEL_FILE, patch_layout=layout)
+        print(f"{exc}\nsaved the model so far to {args.out / MODEL_FILE}; continue it with --resume", file=err)
         raise
     finally:  # the saved model neither calls back nor warm-starts a later fit by surprise
         model.set_params(callback=None, warm_start=False)
     elapsed = time.perf_counter() - start
     interrupted = stop.requested
 
-    summary = {
-        "image": str(args.image),
-        "image_shape": list(image.shape),
+    summary = {"image": " ".join(map(str, args.images)) if streamed else str(args.images[0])}
+    if streamed:
+        summary |= {"images": [str(f) for f in files], "n_images": len(files)}
+        summary |= where if distributed else {"scheduler": None, "n_workers": None}
+    else:
+        summary["image_shape"] = list(image.shape)
+    summary |= {
         "patch_size": layout.size,
         "stride": layout.stride,
         "centered": layout.centered,
-        "n_samples": int(X.shape[0]),
-        "n_features": int(X.shape[1]),
+        "n_samples": int(n_samples),
+        "n_features": layout.size**2,
         "params": model.get_params(),
         "backend": model.backend_,
         "dtype": str(model.D_.dtype),
@@ -502,13 +624,17 @@ def learn_command(args, out=None, err=None):
     if interrupted:
         summary["files"] = [MODEL_FILE, "summary.json"]
         _write_summary(args, summary, _learn_lines(summary), out)
-        command = f"eaelib learn {args.image} --out {args.out} --resume"
+        command = f"eaelib learn {' '.join(map(str, args.images))} --out {args.out} --resume"
         print(
             f"interrupted after {model.n_iter_} outer iterations: saved the model so far to "
             f"{args.out / MODEL_FILE}; continue it with\n  {command}",
             file=err,
         )
         raise _Interrupted
+    if streamed:  # the codes of a random sample of the patches, not of all of them
+        sample = _stream(args, layout, model, files, batch_size=min(n_samples, CODES_SAMPLE))
+        X = next(iter(sample))
+        summary["codes_sample"] = int(X.shape[0])
     start = time.perf_counter()
     codes = model.transform(X)
     summary["transform_elapsed_s"] = time.perf_counter() - start
@@ -521,6 +647,17 @@ def learn_command(args, out=None, err=None):
     if not (args.quiet or args.json):
         print(f"wrote {', '.join(summary['files'])} into {args.out}", file=out)
     return summary
+
+
+def _image_files(args):
+    """The image files that the IMAGE arguments name (folders and patterns expanded); usage errors otherwise."""
+    from .streams import image_files
+
+    _require(args, "PIL", "pillow", "IMAGE")
+    try:
+        return image_files(*args.images)
+    except (FileNotFoundError, ValueError) as exc:
+        _error(args, f"argument IMAGE: {str(exc).removeprefix('images: ')}")
 
 
 def _write_figures(folder, model, codes, patch_size):
@@ -539,8 +676,14 @@ def _write_figures(folder, model, codes, patch_size):
 
 def _learn_lines(s):
     p = s["params"]
+    if "images" in s:
+        names = ", ".join(s["images"][:3]) + (", …" if s["n_images"] > 3 else "")
+        where = f" on {s['n_workers']} Dask workers ({s['scheduler']})" if s["scheduler"] else ""
+        source = f"{s['n_images']} images ({names}), streamed{where}"
+    else:
+        source = f"image {s['image']} {s['image_shape'][0]}×{s['image_shape'][1]}"
     lines = [
-        f"image {s['image']} {s['image_shape'][0]}×{s['image_shape'][1]}: {s['n_samples']} patches "
+        f"{source}: {s['n_samples']} patches "
         f"of {s['patch_size']}×{s['patch_size']} (stride {s['stride']}{', centred' if s['centered'] else ''}), "
         f"{s['n_features']} features",
         f"model: {p['n_atoms']} atoms, λ_d={p['lambda_d']:g} λ_e={p['lambda_e']:g} λ_s={p['lambda_s']:g}, "
@@ -560,9 +703,10 @@ def _learn_lines(s):
         f"largest constraint violation (max column norm − 1): {s['constraint_violation']:.3g}",
     ]
     if "nonzero_fraction" in s:
+        sample = f", a random sample of {s['codes_sample']} patches" if "codes_sample" in s else ""
         lines.append(
             f"non-zero codes: {100 * s['nonzero_fraction']:.3g} % ({s['nonzero_per_sample']:.3g} of "
-            f"{p['n_atoms']} atoms per patch, exact codes)"
+            f"{p['n_atoms']} atoms per patch, exact codes{sample})"
         )
         lines.append(f"elapsed: {s['elapsed_s']:.2f} s learning, {s['transform_elapsed_s']:.2f} s exact codes")
     else:

@@ -439,10 +439,20 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         """
         from .online import SourceError, learn_online, start_like  # only here: the core copied alone works without it
 
-        state = getattr(self, "_online", None) if self.warm_start and hasattr(self, "D_") else None
+        warm = self.warm_start and hasattr(self, "D_")
+        state = getattr(self, "_online", None) if warm else None
         if state is None:
             rng = check_random_state(self.random_state)
-            _, D0, E0 = initialize(first(), self.n_atoms, rng, method=self.init)
+            if warm:  # a loaded model: its D and E, with statistics that start anew
+                _, D0 = check_array(self.D_, name="D_", xp=xp, dtype=self.dtype)
+                _, E0 = check_array(self.E_, name="E_", xp=xp, dtype=self.dtype)
+                if D0.shape != (n_features, self.n_atoms):
+                    raise ValueError(
+                        f"warm_start needs X with {D0.shape[0]} features and n_atoms={D0.shape[1]} as fitted, "
+                        f"got {n_features} features and n_atoms={self.n_atoms}"
+                    )
+            else:
+                _, D0, E0 = initialize(first(), self.n_atoms, rng, method=self.init)
             state = start_like(D0, E0)
         else:
             rng = self._online_rng

@@ -339,3 +339,79 @@ def test_the_readme_commands_parse():
     assert {command[1] for command in commands} == {"learn", "encode", "reconstruct", "denoise"}
     for command in commands:
         build_parser().parse_args(command[1:])  # exits (SystemExit) on an unknown or malformed option
+
+
+# -- many images, folders, patterns and Dask ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory, image_path):
+    """A folder of two images (gray and colour, of different sizes) and a text file, which is left out."""
+    folder = tmp_path_factory.mktemp("collection")
+    rng = np.random.default_rng(1)
+    Image.fromarray(np.asarray(Image.open(image_path))).save(folder / "a.png")
+    Image.fromarray(np.uint8(255 * rng.random((30, 52, 3)))).save(folder / "b.png")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_learn_streams_a_folder_and_more_images(image_folder, image_path, tmp_path, capsys):
+    out = tmp_path / "many"
+    argv = ["learn", str(image_folder), str(image_path), "--out", str(out), *SMALL, "--no-progress", "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_images"] == 3 and [Path(p).name for p in summary["images"]] == ["a.png", "b.png", "small.png"]
+    # 9 × 9 patches in each 40 × 40 image and 6 × 12 in the 30 × 52 one, at stride 4
+    assert summary["n_samples"] == 81 + 72 + 81 and summary["params"]["algorithm"] == "online"
+    assert summary["codes_sample"] == summary["n_samples"] and summary["monotone"]
+    model = load_model(out / "model.npz")
+    assert model.patch_layout_ == PatchLayout(8, 4) and model.n_iter_ == summary["n_iter"]
+    # A glob pattern names the same files as the folder.
+    assert (
+        main(["learn", str(image_folder / "*.png"), "--out", str(tmp_path / "g"), *SMALL, "--no-progress", "-q"]) == 0
+    )
+
+
+def test_learn_from_many_images_refuses_bad_input(image_folder, tmp_path, capsys):
+    argv = ["--out", str(tmp_path / "o"), *SMALL, "--no-progress"]
+    (tmp_path / "empty").mkdir()
+    assert main(["learn", str(tmp_path / "empty"), *argv]) == 2
+    assert "holds no image file" in capsys.readouterr().err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    Image.fromarray(np.zeros((20, 20), dtype=np.uint8)).save(bad / "ok.png")
+    (bad / "broken.png").write_text("not an image")
+    assert main(["learn", str(bad), *argv]) == 2
+    assert "broken.png' is not an image Pillow can read" in capsys.readouterr().err
+    (bad / "broken.png").unlink()
+    Image.fromarray(np.zeros((5, 30), dtype=np.uint8)).save(bad / "thin.png")
+    assert main(["learn", str(bad), *argv]) == 2
+    assert "thin.png): the image (5 × 30) is smaller than one patch (8 × 8)" in capsys.readouterr().err
+    assert main(["learn", str(image_folder), *argv, "--algorithm", "batch"]) == 2
+    assert "learned online" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing written before the input is known to be good
+
+
+def test_learn_on_a_local_dask_cluster(image_folder, tmp_path, capsys):
+    pytest.importorskip("distributed")
+    argv = ["learn", str(image_folder), "--out", str(tmp_path / "d"), *SMALL, "--no-progress", "--no-figures"]
+    assert main([*argv, "--workers", "2", "--batch-size", "64", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_workers"] == 2 and summary["scheduler"].startswith("tcp://") and summary["monotone"]
+    assert summary["n_samples"] == 81 + 72
+
+
+def test_dask_options_without_dask_are_a_usage_error(image_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    argv = ["learn", str(image_folder), "--out", str(tmp_path / "o"), *SMALL, "--no-progress", "--workers", "2"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "argument --workers: needs distributed" in err and "eaelib[dask]" in err
+
+
+def test_every_choice_option_offers_its_own_choices(image_path, tmp_path, capsys):
+    argv = ["learn", str(image_path), "--out", str(tmp_path / "o"), *SMALL, "--no-progress", "--no-figures", "-q"]
+    assert main([*argv, "--algorithm", "online", "--init", "svd", "--solver", "dual"]) == 0
+    assert main([*argv, "--algorithm", "numpy"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # not the usage lines, which list --backend's
+    assert "argument --algorithm: invalid choice: 'numpy'" in error and "online" in error and "cupy" not in error
