@@ -6,7 +6,9 @@ keeps the README table and this list in step.
 """
 
 import re
+import sys
 import warnings
+from unittest import mock
 from pathlib import Path
 
 import array_api_strict as xps
@@ -14,12 +16,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from eaelib import EnergyAutoEncoder, GraphLaplacian, as_gray, extract_patches, load_image, load_model
+from eaelib import EnergyAutoEncoder, GraphLaplacian, PatchStream, as_gray, extract_patches, image_files, load_image, load_model
 from eaelib import reconstruct_from_patches as rebuild
 from eaelib._base import DataConversionWarning, NotFittedError
+from eaelib.online import SourceError
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 X = np.random.default_rng(0).random((60, 8))
+X_BIG = np.random.default_rng(0).random((200, 8))
 SMALL = {"n_atoms": 6, "max_outer": 2, "random_state": 0}
 
 
@@ -41,6 +45,44 @@ def bad_file(tmp_path):
     path = tmp_path / "notes.png"
     path.write_text("not an image")
     return path
+
+
+def folder_with(tmp_path, *names):
+    """A folder holding a gray 20 × 20 PNG per name ending in .png, other names as text files."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    from PIL import Image
+
+    for name in names:
+        if name.startswith("image"):
+            Image.fromarray(np.zeros((20, 20), dtype=np.uint8)).save(folder / name)
+        else:
+            (folder / name).write_text("not an image")
+    return folder
+
+
+def failing_dask_fit():
+    """A fit whose chunks fail for good on the second batch: the error, and the model it keeps."""
+    import dask
+    import dask.array as da
+
+    calls = {"n": 0}
+
+    def flaky(block):
+        calls["n"] += 1
+        if calls["n"] > 6:
+            raise OSError("disk on fire")
+        return block
+
+    X = da.from_array(X_BIG, chunks=(50, -1)).map_blocks(flaky, meta=X_BIG[:0])
+    model = EnergyAutoEncoder(n_atoms=6, algorithm="online", batch_size=50, shuffle=False, random_state=0)
+    with dask.config.set(scheduler="synchronous"):
+        model.fit(X)
+
+
+def without_dask():
+    with mock.patch.dict(sys.modules, {"dask": None, "dask.array": None}):  # as if Dask were not installed
+        PatchStream([np.zeros((20, 20))], 6).to_dask()
 
 
 def bad_model_file(tmp_path):
@@ -95,10 +137,17 @@ RAISES = [
     ("online learning with the graph term", lambda: fit(algorithm="online", lambda_g=1.0, laplacian=np.eye(60)), ValueError, r"algorithm='online' cannot use the graph term"),
     ("warm start on data of another width", lambda: fitted().set_params(warm_start=True).fit(X[:, :4]), ValueError, r"warm_start needs X with 8 features"),
     ("image file that does not exist", lambda: load_image("/nonexistent/barbara.png"), FileNotFoundError, r"name_or_path must be an image file"),
+    ("image in a stream smaller than the patch", lambda: PatchStream([np.zeros((20, 20)), np.zeros((5, 9))], 6), ValueError, r"images\[1\] \(array of shape \(5, 9\)\): the image \(5 × 9\) is smaller than one patch \(6 × 6\)"),
+    ("glob pattern that matches no file", lambda: image_files("/nonexistent/*.png"), FileNotFoundError, r"images: the pattern '/nonexistent/\*.png' matches no file"),
+    ("stream given to fit with algorithm='batch'", lambda: fit(PatchStream([np.zeros((20, 20))], 6)), ValueError, r"fit\(X\) with X a PatchStream learns online, batch by batch: set algorithm='online'"),
+    ("dask.array or `--workers` without Dask installed", without_dask, ImportError, r"PatchStream.to_dask needs Dask, which is not installed: pip install 'eaelib\[dask\]'"),
+    ("Dask task that fails for good (after its retries)", failing_dask_fit, SourceError, r"a Dask task of the fit failed.*OSError: disk on fire; the model holds the update of mini-batch 1"),
 ]
 RAISES_WITH_TMP = [
     ("file that is not an image", lambda tmp: load_image(bad_file(tmp)), ValueError, r"is not an image"),
     ("model file that is corrupt or truncated", lambda tmp: load_model(bad_model_file(tmp)), ValueError, r"is not an eaelib model file"),
+    ("empty image folder", lambda tmp: image_files(folder_with(tmp)), ValueError, r"images: the folder '.*' holds no image file"),
+    ("file in an image folder that is not an image", lambda tmp: PatchStream(image_files(folder_with(tmp, "image.png", "notes.png"))), ValueError, r"images\[1\]: '.*notes.png' is not an image Pillow can read"),
 ]
 HANDLED = [
     ("RGB image", lambda: as_gray(np.full((4, 4, 3), 0.5)), lambda out: out.shape == (4, 4) and np.allclose(out, 0.5)),
@@ -108,6 +157,10 @@ HANDLED = [
     ("X with one sample", lambda: fit_quietly(X[:1]), lambda model: np.isfinite(model.objective_history_).all()),
     ("X with zero variance (all zeros)", lambda: fit(np.zeros((10, 8))), lambda model: np.isfinite(model.D_).all() and model.objective_history_[-1] == 0),
     ("array of another library given to a fitted model", lambda: fitted().transform(xps.asarray(X)), lambda out: isinstance(out, np.ndarray) and out.shape == (60, 6)),
+
+]
+HANDLED_WITH_TMP = [
+    ("other files in an image folder (notes, a README)", lambda tmp: image_files(folder_with(tmp, "image.png", "README.txt")), lambda out: [p.name for p in out] == ["image.png"]),
 ]
 # (README row, call, warning, message pattern, check of the result): accepted, with a warning that says what to do
 WARNS = [
@@ -141,6 +194,11 @@ def test_handled_input_is_converted(case, call, check):
     assert check(call())
 
 
+@pytest.mark.parametrize(("case", "call", "check"), HANDLED_WITH_TMP, ids=[row[0] for row in HANDLED_WITH_TMP])
+def test_handled_files_are_handled(case, call, check, tmp_path):
+    assert check(call(tmp_path))
+
+
 @pytest.mark.parametrize(("case", "call", "warning", "message", "check"), WARNS, ids=[row[0] for row in WARNS])
 def test_likely_mistakes_are_accepted_with_a_warning(case, call, warning, message, check):
     with pytest.warns(warning, match=message):
@@ -157,6 +215,6 @@ def test_well_formed_input_gets_no_warning():
 
 def test_readme_lists_every_case():
     rows = re.findall(r"^\| ([^|]+?) \|", README.read_text(), flags=re.MULTILINE)
-    cases = [row[0] for row in RAISES + RAISES_WITH_TMP + HANDLED + WARNS]
+    cases = [row[0] for row in RAISES + RAISES_WITH_TMP + HANDLED + HANDLED_WITH_TMP + WARNS]
     missing = [case for case in cases if case not in rows]
     assert not missing, f"README's bad-input table lacks: {missing}"
