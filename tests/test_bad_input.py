@@ -8,15 +8,24 @@ keeps the README table and this list in step.
 import re
 import sys
 import warnings
-from unittest import mock
 from pathlib import Path
+from unittest import mock
 
 import array_api_strict as xps
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from eaelib import EnergyAutoEncoder, GraphLaplacian, PatchStream, as_gray, extract_patches, image_files, load_image, load_model
+from eaelib import (
+    EnergyAutoEncoder,
+    GraphLaplacian,
+    PatchStream,
+    as_gray,
+    extract_patches,
+    image_files,
+    load_image,
+    load_model,
+)
 from eaelib import reconstruct_from_patches as rebuild
 from eaelib._base import DataConversionWarning, NotFittedError
 from eaelib.online import SourceError
