@@ -24,7 +24,6 @@ import glob
 import importlib.util
 import itertools
 import json
-import math
 import signal
 import sys
 import threading
@@ -576,7 +575,7 @@ def learn_command(args, out=None, err=None):
             warnings.simplefilter("ignore", ConvergenceWarning)
             if distributed:
                 # A batch is one chunk per worker: they code it together.
-                data = stream.to_dask(math.ceil(model.batch_size / cluster.n_workers))
+                data = stream.to_dask(chunks_per_batch=cluster.n_workers)
                 where = {"scheduler": cluster.address, "n_workers": cluster.n_workers}
             else:
                 data = stream if streamed else X

@@ -102,7 +102,7 @@ class DaskSource:
         if X.numblocks[1] > 1:
             X = X.rechunk({1: -1})
         self.X, self.sizes = X, X.chunks[0]
-        self.blocks = list(X.to_delayed()[:, 0])
+        self.blocks = _own_graphs(list(X.to_delayed()[:, 0]))
         self.groups = batch_groups(self.sizes, batch_size)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
         self.shuffle, self.xp, self.dtype, self.device, self.retries = shuffle, xp, dtype, device, retries
@@ -229,6 +229,23 @@ class DaskSource:
         for (k, _), rows in zip(wanted, parts, strict=True):
             out[owner == k] = to_numpy(rows)
         return to_namespace(out, self.xp, dtype=self.dtype, device=self.device).mT
+
+
+def _own_graphs(blocks):
+    """Each block as a Delayed whose graph holds only what computing it needs.
+
+    ``to_delayed`` gives every block the whole array's graph: each batch's
+    ``compute`` would then cull it again (or, on a distributed scheduler,
+    ship it: every chunk of an in-memory array), for a cost that grows with
+    the number of chunks. Culled once here, a batch costs its own chunks.
+    """
+    from dask.delayed import Delayed
+    from dask.optimization import cull
+
+    if not blocks:
+        return blocks
+    graph = dict(blocks[0].__dask_graph__())
+    return [Delayed(block.key, cull(graph, [block.key])[0]) for block in blocks]
 
 
 # -- what the workers run (module-level functions: they travel by reference) ---------------------------------

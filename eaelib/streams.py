@@ -355,33 +355,53 @@ class PatchStream:
 
     # -- Dask ----------------------------------------------------------------------------------------------
 
-    def to_dask(self, chunk_size=None, *, epoch=0):
+    def to_dask(self, chunks_per_batch=1, *, epoch=0):
         """The patches of epoch ``epoch`` as a ``dask.array`` of shape (n_patches, size²).
 
-        Each chunk is one batch of the epoch's plan (``chunk_size`` patches,
-        the stream's ``batch_size`` by default), cut on the worker that
+        Each batch of the epoch's plan becomes ``chunks_per_batch`` consecutive
+        chunks (one per worker, so that they are coded together): fitted with
+        ``batch_size`` the stream's, the Dask fit's batches are the stream's
+        (:mod:`eaelib.distributed`). A chunk is cut on the worker that
         computes it: image files are read there (each worker keeps the last
         few it read), arrays travel once per worker. Nothing is computed
-        until the chunks are used; see :mod:`eaelib.distributed`.
+        until the chunks are used.
         """
         from .distributed import _import_dask
 
         dask, da = _import_dask("PatchStream.to_dask")
-        chunk_size = (
-            self.batch_size if chunk_size is None else check_scalar(chunk_size, "chunk_size", kind="int", low=1)
-        )
+        k = check_scalar(chunks_per_batch, "chunks_per_batch", kind="int", low=1)
         sources = [dask.delayed(s) if isinstance(s, np.ndarray) else s for s in self.images]
         spec = self._cutting_spec()
         blocks = []
-        for segments in self.plan(epoch, batch_size=chunk_size):
-            block = dask.delayed(_cut_chunk, pure=True)(spec, [sources[s.image] for s in segments], segments)
-            rows = sum(s.count for s in segments)
-            blocks.append(da.from_delayed(block, shape=(rows, self.n_features), dtype=self.dtype))
+        for batch in self.plan(epoch):
+            for segments in _split(batch, k):
+                block = dask.delayed(_cut_chunk, pure=True)(spec, [sources[s.image] for s in segments], segments)
+                rows = sum(s.count for s in segments)
+                blocks.append(da.from_delayed(block, shape=(rows, self.n_features), dtype=self.dtype))
         return da.concatenate(blocks, axis=0)
 
     def _cutting_spec(self):
         """What cutting a chunk needs besides its images and segments (small: it travels with every chunk)."""
         return self._spec
+
+
+def _split(segments, k):
+    """The patches of ``segments``, in order, as ``k`` lists of segments of sizes as equal as can be (none empty)."""
+    total = sum(s.count for s in segments)
+    k = min(k, total)
+    sizes = [total // k + (i < total % k) for i in range(k)]
+    parts, current, room = [], [], sizes[0]
+    for s in segments:
+        start, count = s.start, s.count
+        while count:
+            take = min(count, room)
+            current.append(Segment(s.image, s.a, s.c, start, take))
+            start, count, room = start + take, count - take, room - take
+            if room == 0:
+                parts.append(current)
+                current = []
+                room = sizes[len(parts)] if len(parts) < k else 0
+    return parts
 
 
 def _cut_chunk(spec, images, segments):

@@ -113,8 +113,9 @@ def test_a_failing_task_is_a_clear_error_and_the_model_keeps_what_was_learned(pa
 def test_a_stream_as_a_dask_array(patches):
     images = [eaelib.load_image("barbara")[:90, :120], eaelib.load_image("barbara")[200:260, 300:400]]
     stream = PatchStream(images, 6, 3, batch_size=64, random_state=0)
-    X = stream.to_dask()
-    assert X.shape == (stream.n_patches, 36) and X.numblocks[0] == len(stream)
+    X = stream.to_dask(chunks_per_batch=3)  # each batch of the stream in 3 chunks (21, 21 and 22 patches)
+    assert X.shape == (stream.n_patches, 36) and X.numblocks[0] == 3 * len(stream)
+    assert X.chunks[0][:3] == (22, 21, 21)
     with dask.config.set(scheduler="synchronous"):
         np.testing.assert_array_equal(X.compute(), np.concatenate(list(stream.batches(0))))
         # One epoch: the stream's epoch 0 in its batches, or the Dask array of that epoch's chunks.
