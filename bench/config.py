@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from .workload import FULL_SIZES, N_ATOMS, SMOKE_SIZES, STRIDE1_SIZE
 
-COMPARISONS = ("original", "sklearn", "hardware", "inference", "scaling")
+COMPARISONS = ("original", "sklearn", "hardware", "inference", "scaling", "collection")
+#: Comparison 7 (bench/compare_collection.py): which images of the collection (a glob in its folder), the model,
+#: the batches of the streamed pass and of the Dask fit, and about how many patches the Dask fit learns from.
+COLLECTION = {
+    "pattern": "*.png",
+    "patch_size": 12,
+    "n_atoms": 100,
+    "batch_size": 1024,
+    "first_checkpoint": 65_536,
+    "dask_batch_size": 8192,
+    "subset": 250_000,
+}
+SMOKE_COLLECTION = COLLECTION | {
+    "pattern": "lfw_subset_00*.png",  # 10 faces of 25 × 25: 1960 patches
+    "n_atoms": 16,
+    "batch_size": 128,
+    "first_checkpoint": 256,
+    "dask_batch_size": 256,
+    "subset": 1000,
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,8 @@ class Config:
         Outer iterations of the model fitted for the inference comparison.
     scaling_outer : int
         Outer iterations timed per size in the scaling comparison.
+    collection : dict
+        Settings of comparison 7 (:data:`COLLECTION`).
     """
 
     sizes: tuple = FULL_SIZES
@@ -82,6 +103,7 @@ class Config:
     zstep_iters: int = 30
     inference_fit_outer: int = 20
     scaling_outer: int = 3
+    collection: dict = field(default_factory=lambda: dict(COLLECTION))
     smoke: bool = False
 
     def original_outer_for(self, n_samples):
@@ -119,6 +141,7 @@ SMOKE = Config(
     threads=1,  # tiny products gain nothing from threads, and one thread keeps a shared machine from stalling it
     inference_fit_outer=3,
     scaling_outer=2,
+    collection=SMOKE_COLLECTION,
     smoke=True,
 )
 

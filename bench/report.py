@@ -28,7 +28,7 @@ class Row:
         Whether the target is met; None where it does not apply.
     ratio_is_upper_bound : bool
         The ratio is only an upper bound (eaelib did not reach the energy in the time it was given).
-    ratio_format : {"speedup", "percent", "exponent", "times"}
+    ratio_format : {"speedup", "percent", "exponent", "times", "gib"}
         How to print the ratio.
     """
 
@@ -51,6 +51,7 @@ class Row:
             "times": f"{self.ratio:.1f}×",
             "percent": f"{self.ratio:.0%}",
             "exponent": f"b = {self.ratio:.2f}",
+            "gib": f"{self.ratio:.2f} GiB",
         }[self.ratio_format]
         return f"< {text}" if self.ratio_is_upper_bound else text
 
@@ -186,6 +187,26 @@ def markdown(results):
                 ],
             )
         )
+    if "collection" in details:
+        c = details["collection"]
+        parts += ["", "## Many images (comparison 7)", ""]
+        parts.append(
+            markdown_table(
+                ("patches processed", "seconds", "s per million"),
+                [(f"{p:,}", f"{t:.3g}", f"{1e6 * t / p:.3g}") for p, t in c["stream"]["checkpoints"]],
+            )
+        )
+        e = c["estimate"]
+        parts += [
+            "",
+            f"Paper estimate, 10⁹ patches on {e['workers']} workers, chunks of {e['chunk']:,} patches (batches of "
+            f"{e['batch']:,}): {e['rounds']:.0f} batches per epoch, each {e['round_seconds']:.3g} s = chunk "
+            f"{e['chunk_seconds']:.3g} s + client update {e['client_seconds']:.3g} s + network "
+            f"{e['network_seconds']:.3g} s ({e['workers']} × ({e['model_bytes'] / 1e3:.0f} kB model down + "
+            f"{e['sums_bytes'] / 1e3:.0f} kB sums up) at 10 Gb/s) + scheduler {e['overhead_seconds']:.3g} s; "
+            f"{e['training_seconds'] / 3600:.3g} h of training and {e['epoch_seconds'] / 3600:.3g} h with the "
+            f"certifying pass, against {e['single_process_seconds'] / 3600:.3g} h per pass in one process.",
+        ]
     notes = results.get("notes") or []
     if notes:
         parts += ["", "## Notes", "", *(f"- {note}" for note in notes)]

@@ -11,7 +11,16 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
-from . import compare_hardware, compare_inference, compare_original, compare_scaling, compare_sklearn, plots, report
+from . import (
+    compare_collection,
+    compare_hardware,
+    compare_inference,
+    compare_original,
+    compare_scaling,
+    compare_sklearn,
+    plots,
+    report,
+)
 from .config import COMPARISONS, make_config
 from .measure import REPO, machine_info
 from .workload import make_workload
@@ -68,12 +77,19 @@ def run_scaling(config, workload):
     return {"sizes": results, "summary": compare_scaling.summary(results)}, compare_scaling.rows(results)
 
 
+def run_collection(config, workload):
+    log("7. many images: the collection streamed, and on a 2-worker LocalCluster (own processes)")
+    result = compare_collection.run_size(config)
+    return result, compare_collection.rows(result)
+
+
 RUNNERS = {
     "original": run_original,
     "sklearn": run_sklearn,
     "hardware": run_hardware,
     "inference": run_inference,
     "scaling": run_scaling,
+    "collection": run_collection,
 }
 
 

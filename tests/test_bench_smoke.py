@@ -25,7 +25,7 @@ pytest.importorskip("threadpoolctl")
 
 from bench.workload import SMOKE_SIZES, make_workload  # noqa: E402 (after the skips)
 
-COMPARISONS = ("1. ", "2. ", "3. ", "4. ", "5. ")
+COMPARISONS = ("1. ", "2. ", "3. ", "4. ", "5. ", "7. ")
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,15 @@ def test_smoke_references_solve_the_same_problem(smoke):
     for r in comparisons["sklearn"]["sizes"]:
         # scikit-learn's cost times λ_d is eaelib's energy with λ_e = 0.
         assert r["dictionary_learning"]["objective_scaling_check_rel"] <= 1e-10
+
+
+def test_smoke_collection_streams_every_patch_and_dask_matches(smoke):
+    c = smoke[2]["comparisons"]["collection"]
+    assert c["n_images_written"] > 200  # skimage.data's shipped images (200 faces among them) and Barbara
+    stream = c["stream"]
+    assert stream["n_patches"] == 10 * 14 * 14 and stream["checkpoints"][-1][0] == stream["n_patches"]
+    assert c["dask"]["max_difference_D"] < 1e-8  # the same batches: the same model on the cluster
+    assert c["estimate"]["rounds"] == 1e9 / (100 * 10_000) and c["estimate"]["epoch_seconds"] > 0
 
 
 def test_workload_start_is_the_estimators():
