@@ -92,8 +92,9 @@ _EXPORTS = {
     "sparse_dataset": "synthetic",
 }
 # Submodules that are public names themselves.
-# original: the 2015 notebook's procedures, defects included (errata); distributed: the Dask fit (needs dask).
-_SUBMODULES = ("original", "distributed")
+# original: the 2015 notebook's procedures, defects included (errata); online: learning from running sums
+# (Statistics, the forgetting schedule, learn_online); distributed: the Dask fit (needs dask).
+_SUBMODULES = ("original", "online", "distributed")
 
 
 def __getattr__(name):
