@@ -1,9 +1,9 @@
-"""Comparison 7 in a process of its own: ``python -m bench.collection_worker {write,stream,dask}``.
+"""Comparison 7 in a process of its own: ``python -m bench.collection_worker {stream,dask} FOLDER``.
 
-``write FOLDER``
-    Writes the collection, every image that the installed packages ship (scikit-image's
-    ``skimage.data`` images that need no download, and Barbara) as PNG files into FOLDER.
-``stream FOLDER``
+The collection (:func:`collection`) is every image that the installed packages ship: the image files
+of scikit-image's data folder, Barbara, and the 200 faces of ``lfw_subset`` (written into FOLDER).
+
+``stream``
     One pass of online learning over every stride-1 patch of the collection, from a
     :class:`eaelib.PatchStream` over the files (``partial_fit`` on each batch): the
     cumulative time at checkpoints of patches processed, and the peak resident set
@@ -11,7 +11,7 @@
     the end. Then, for the paper estimate, the median time of one chunk's share of a
     batch (codes and sums, what a worker does) and of the client's update (D and E
     solved on the statistics).
-``dask FOLDER``
+``dask``
     The same fit (one epoch, certified) on a subset of the collection, once in this
     process from the stream and once on a ``LocalCluster`` of 2 worker processes from
     the stream's Dask array (a batch = one chunk per worker): both times, and the
@@ -40,51 +40,35 @@ from eaelib.online import Statistics, absorb, batch_codes
 from .scaling_worker import current_rss_bytes, peak_rss_bytes
 from .workload import LAMBDAS
 
-# skimage.data names that are not shipped images: generated ones (binary_blobs), helpers, and the
-# disparity map of stereo_motorcycle (its two photographs are images).
-NOT_IMAGES = ("binary_blobs", "download_all", "data_dir", "file_hash", "lbp_frontal_face_cascade_filename")
 
+def collection(folder, patch_size, n_faces=None):
+    """The collection's image files: every image the installed packages ship, at least one patch large.
 
-def shipped_images():
-    """``{name: uint8 or bool array}``: every image of ``skimage.data`` available without a download, and Barbara."""
+    The files of scikit-image's data folder that Pillow reads (two do not: a TIFF that needs tifffile, and
+    one smaller than a patch), Barbara, and the 200 faces of ``lfw_subset`` (shipped as one ``.npy``
+    array), written as PNG files into ``folder`` (the first ``n_faces`` only, if given: ``n_faces`` alone).
+    """
     import skimage.data
-
-    images = {"barbara": np.uint8(np.round(255 * eaelib.load_image("barbara")))}
-    for name in sorted(skimage.data.__all__):
-        if name in NOT_IMAGES:
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                loaded = getattr(skimage.data, name)()
-        except Exception:  # the ones that need pooch and a download: not shipped
-            continue
-        items = loaded[:2] if isinstance(loaded, tuple) else [loaded]  # stereo pair: its 2 photographs
-        for k, item in enumerate(items):
-            item = np.asarray(item)
-            if item.ndim == 3 and item.shape[2] > 4:  # a stack of images (lfw_subset: 200 faces)
-                stack = [np.uint8(np.round(255 * face)) for face in item]
-                images |= {f"{name}_{i:03d}": face for i, face in enumerate(stack)}
-            elif item.ndim in (2, 3):
-                if item.dtype.kind == "f":
-                    item = np.uint8(np.round(255 * np.clip(item, 0, 1)))
-                images[name if len(items) == 1 else f"{name}_{k}"] = item
-    return images
-
-
-def write(folder):
     from PIL import Image
 
-    folder.mkdir(parents=True, exist_ok=True)
-    names = []
-    for name, image in shipped_images().items():
-        Image.fromarray(image).save(folder / f"{name}.png")
-        names.append(name)
-    return {"n_images": len(names), "names": names}
+    files = []
+    if n_faces is None:
+        for path in eaelib.image_files(skimage.data.data_dir):
+            try:
+                eaelib.PatchStream([path], patch_size)
+            except ValueError:  # unreadable, or smaller than a patch
+                continue
+            files.append(path)
+        files.append("barbara")
+    faces = np.load(Path(skimage.data.data_dir) / "lfw_subset.npy")
+    for k, face in enumerate(faces[:n_faces]):
+        path = Path(folder) / f"lfw_subset_{k:03d}.png"
+        Image.fromarray(np.uint8(np.round(255 * face))).save(path)
+        files.append(path)
+    return files
 
 
-def make_stream(images, args, batch_size=None):
-    files = eaelib.image_files(images)
+def make_stream(files, args, batch_size=None):
     return eaelib.PatchStream(
         files, args.patch_size, 1, batch_size=batch_size or args.batch_size, random_state=0, pool=args.pool
     )
@@ -95,8 +79,8 @@ def model(args, **params):
     return eaelib.EnergyAutoEncoder(args.n_atoms, **LAMBDAS, algorithm="online", random_state=0, **params)
 
 
-def stream_pass(images, args):
-    stream = make_stream(images, args)
+def stream_pass(files, args):
+    stream = make_stream(files, args)
     learner = model(args)
     batches = stream.batches(0)
     first = next(batches)
@@ -131,7 +115,7 @@ def stream_pass(images, args):
 
 def chunk_timings(stream, learner, args):
     """Median seconds of a worker's share of a batch (codes and sums of a chunk) and of the client's update."""
-    X = next(iter(make_stream(args.images, args, batch_size=min(args.chunk, stream.n_patches)))).T
+    X = next(iter(make_stream(stream.images, args, batch_size=min(args.chunk, stream.n_patches)))).T
     state = learner._online
     weights = {k: LAMBDAS[k] for k in ("lambda_d", "lambda_e", "lambda_s")}
 
@@ -157,11 +141,10 @@ def chunk_timings(stream, learner, args):
     }
 
 
-def dask_comparison(images, args):
+def dask_comparison(files, args):
     import dask
     import distributed
 
-    files = eaelib.image_files(images)
     # The subset: the first images (in name order) until about args.subset patches.
     subset, count = [], 0
     for f in files:
@@ -209,8 +192,9 @@ def dask_comparison(images, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.collection_worker", description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("write", "stream", "dask"))
-    parser.add_argument("images", help="write: the folder to write; else a folder or a glob pattern of images")
+    parser.add_argument("mode", choices=("stream", "dask"))
+    parser.add_argument("folder", type=Path, help="a folder for the faces, written as PNG files")
+    parser.add_argument("--faces", type=int, help="only the first FACES faces (the smoke run)")
     parser.add_argument("--patch-size", type=int, default=12)
     parser.add_argument("--n-atoms", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=1024)
@@ -227,8 +211,9 @@ def main(argv=None):
 
         threadpool_limits(args.threads)
     warnings.simplefilter("ignore", UserWarning)  # a first batch of fewer patches than features (smoke)
-    run = {"write": write, "stream": stream_pass, "dask": dask_comparison}[args.mode]
-    json.dump(run(Path(args.images)) if args.mode == "write" else run(args.images, args), sys.stdout)
+    files = collection(args.folder, args.patch_size, args.faces)
+    run = {"stream": stream_pass, "dask": dask_comparison}[args.mode]
+    json.dump(run(files, args), sys.stdout)
     sys.stdout.write("\n")
 
 

@@ -81,7 +81,6 @@ def test_smoke_references_solve_the_same_problem(smoke):
 
 def test_smoke_collection_streams_every_patch_and_dask_matches(smoke):
     c = smoke[2]["comparisons"]["collection"]
-    assert c["n_images_written"] > 200  # skimage.data's shipped images (200 faces among them) and Barbara
     stream = c["stream"]
     assert stream["n_patches"] == 10 * 14 * 14 and stream["checkpoints"][-1][0] == stream["n_patches"]
     assert c["dask"]["max_difference_D"] < 1e-8  # the same batches: the same model on the cluster
