@@ -393,8 +393,11 @@ def learn_online(
 
     Parameters
     ----------
-    X : array, shape (n, N)
-        Data, samples as columns.
+    X : array, shape (n, N), or batch source
+        Data, samples as columns; or a batch source (see :class:`ArraySource`:
+        :class:`StreamSource`, :class:`eaelib.distributed.DaskSource`), which
+        then says what the batches are (``batch_size`` and ``shuffle`` are
+        those of an array's).
     D, E : arrays
         Starting dictionary (n × m) and encoder (m × n), feasible.
     lambda_d, lambda_e, lambda_s : float
