@@ -180,7 +180,8 @@ class PatchStream:
     >>> import numpy as np
     >>> from eaelib import PatchStream
     >>> rng = np.random.default_rng(0)
-    >>> stream = PatchStream([rng.random((20, 30)), rng.random((16, 16, 3))], size=8, stride=4, random_state=0)
+    >>> images = [rng.random((20, 30)), rng.random((16, 16, 3))]  # gray, colour
+    >>> stream = PatchStream(images, size=8, stride=4, random_state=0)
     >>> stream.n_patches, len(stream)
     (24, 1)
     >>> batch = next(iter(stream))
