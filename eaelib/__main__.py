@@ -583,9 +583,10 @@ def learn_command(args, out=None, err=None):
     except KeyboardInterrupt:  # before the first outer iteration completed: nothing to save
         print("interrupted before the first outer iteration: nothing saved", file=err)
         raise
-    except SourceError as exc:  # a Dask task failed for good: keep what was learned
-        model.save(args.out / MODEL_FILE, patch_layout=layout)
-        print(f"{exc}\nsaved the model so far to {args.out / MODEL_FILE}; continue it with --resume", file=err)
+    except SourceError:  # a Dask task failed for good: keep what was learned (main says why, exit code 1)
+        if hasattr(model, "D_"):
+            model.save(args.out / MODEL_FILE, patch_layout=layout)
+            print(f"saved the model so far to {args.out / MODEL_FILE}; continue it with --resume", file=err)
         raise
     finally:  # the saved model neither calls back nor warm-starts a later fit by surprise
         model.set_params(callback=None, warm_start=False)
@@ -892,7 +893,8 @@ def main(argv=None):
 
     ``argv`` defaults to ``sys.argv[1:]``. Bad arguments, including a missing or unreadable file or a
     missing optional dependency, print a usage error naming the argument and give exit code 2; a
-    failure while computing gives 1; Ctrl-C gives 130 (after ``learn`` saved the model so far).
+    failure while computing (a diverging subproblem, a Dask task that failed for good) gives 1; Ctrl-C gives 130
+    (after ``learn`` saved the model so far).
     """
     parser = build_parser()
     command = "eaelib"
@@ -907,7 +909,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except FloatingPointError as exc:
+    except (FloatingPointError, SourceError) as exc:
         print(f"{command}: error: {exc}", file=sys.stderr)
         return 1
     return 0

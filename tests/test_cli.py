@@ -15,6 +15,7 @@ import pytest
 
 import eaelib
 from eaelib import (
+    EnergyAutoEncoder,
     add_noise,
     centered_patches,
     constraint_violation,
@@ -415,3 +416,20 @@ def test_every_choice_option_offers_its_own_choices(image_path, tmp_path, capsys
     assert main([*argv, "--algorithm", "numpy"]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]  # not the usage lines, which list --backend's
     assert "argument --algorithm: invalid choice: 'numpy'" in error and "online" in error and "cupy" not in error
+
+
+def test_a_fit_that_fails_for_good_saves_what_it_learned_and_exits_1(image_folder, tmp_path, capsys, monkeypatch):
+    from eaelib.online import SourceError
+
+    fit = EnergyAutoEncoder.fit
+
+    def fit_then_fail(self, X, *args, **kwargs):  # as a Dask fit whose task failed after its retries
+        fit(self.set_params(max_outer=1), X, *args, **kwargs)
+        raise SourceError("a Dask task of the fit failed after 3 retries: OSError: disk on fire")
+
+    monkeypatch.setattr(EnergyAutoEncoder, "fit", fit_then_fail)
+    out = tmp_path / "failed"
+    assert main(["learn", str(image_folder), "--out", str(out), *SMALL, "--no-progress", "--no-figures"]) == 1
+    err = capsys.readouterr().err
+    assert "saved the model so far" in err and "eaelib learn: error: a Dask task of the fit failed" in err
+    assert load_model(out / "model.npz").n_iter_ == 1
