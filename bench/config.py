@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, replace
 
 from .workload import FULL_SIZES, N_ATOMS, SMOKE_SIZES, STRIDE1_SIZE
 
-COMPARISONS = ("original", "sklearn", "hardware", "inference", "scaling")
+COMPARISONS = ("original", "sklearn", "hardware", "inference", "scaling", "spams")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,10 @@ class Config:
         Outer iterations of the model fitted for the inference comparison.
     scaling_outer : int
         Outer iterations timed per size in the scaling comparison.
+    spams_iterations : tuple of int
+        SPAMS ``trainDL`` iteration counts (batches of 256) of comparison 6.
+    online_max_epochs : int
+        Most epochs of eaelib's online learner while it runs to an energy.
     """
 
     sizes: tuple = FULL_SIZES
@@ -82,6 +86,8 @@ class Config:
     zstep_iters: int = 30
     inference_fit_outer: int = 20
     scaling_outer: int = 3
+    spams_iterations: tuple = (100, 300, 3000)
+    online_max_epochs: int = 200
     smoke: bool = False
 
     def original_outer_for(self, n_samples):
@@ -119,6 +125,8 @@ SMOKE = Config(
     threads=1,  # tiny products gain nothing from threads, and one thread keeps a shared machine from stalling it
     inference_fit_outer=3,
     scaling_outer=2,
+    spams_iterations=(5, 10),
+    online_max_epochs=3,
     smoke=True,
 )
 
