@@ -74,6 +74,23 @@ class LearningResult:
     status: str = "max_outer"
     multipliers: dict = field(default_factory=dict)
 
+    def record(self, iteration, terms, gaps, rtol, callback):
+        """Append an outer iteration's energy and block gaps; True when learning should stop.
+
+        It stops when every gap is at most ``rtol`` times the energy (then
+        ``converged``), or when ``callback(iteration, terms)`` returns True.
+        """
+        self.n_iter = iteration
+        self.energy.append(terms)
+        self.certificates.append(gaps)
+        self.converged = max(gaps.values()) <= rtol * abs(terms["total"])
+        if callback is not None and callback(iteration, terms):
+            self.stopped_by_callback, self.status = True, "callback"
+            return True
+        if self.converged:
+            self.status = "converged"
+        return self.converged
+
 
 class DivergenceError(FloatingPointError):
     """A subproblem produced non-finite values; ``result`` holds the last finite iterate."""
@@ -351,15 +368,8 @@ def learn(
             problem = code_problem(X, D_new, E_new, x_col_sq=x_col_sq, **weights)
             gap_z = certificate(*problem, Z_new)
             Z, D, E = Z_new, D_new, E_new
-            result.Z, result.D, result.E, result.n_iter = Z, D, E, k
-            result.energy.append(terms)
-            result.certificates.append({"Z": gap_z, "D": gap_d, "E": gap_e})
-            result.converged = max(gap_z, gap_d, gap_e) <= rtol * abs(terms["total"])
-            if callback is not None and callback(k, terms):
-                result.stopped_by_callback, result.status = True, "callback"
-                break
-            if result.converged:
-                result.status = "converged"
+            result.Z, result.D, result.E = Z, D, E
+            if result.record(k, terms, {"Z": gap_z, "D": gap_d, "E": gap_e}, rtol, callback):
                 break
     except KeyboardInterrupt:
         # Keep what the completed iterations learned; the caller decides what to say.
