@@ -52,7 +52,11 @@ MOMENTA = ("monotone", "restart", "strong", "fista", "ista")
 #: Certificates :func:`fista` can stop on.
 CRITERIA = ("gap", "kkt")
 
-_FLOOR = 8.0  # rounding floor of a certificate, in units of eps times its magnitude (measured: ≤ 3)
+# Rounding floor of a certificate, in units of eps times the size of what it is computed from. On
+# Barbara's patches in float32 (m = 200), one gradient entry was off by at most 0.73 eps (L‖x‖₂ + ‖b‖∞)
+# (median 0.31), and ⟨x, ∇f⟩ by at most 0.52 of that times ‖x‖₂: rounding errors add up like a random
+# walk, not like the worst case (‖x‖₁ would overstate them 10-fold), hence ‖x‖₂ below.
+_FLOOR = 2.0
 # A block whose steps all fail to lower its objective this many times in a row has stalled at
 # rounding. Only with restarts: after one, the next step is a proximal gradient step, which lowers
 # the objective unless at its minimum; MFISTA can legitimately reject many steps in a row.
@@ -185,7 +189,7 @@ class L1Penalty:
         return xp.where(x == 0, off, grad + lam * xp.sign(x))
 
     def dual_size(self, x, separable=False):
-        """ℓ1 size of what the gap pairs with ``∇f`` beside ``x`` (none: its error is ``‖x‖₁`` times the gradient's)."""
+        """ℓ2 size of what the gap pairs with ``∇f`` beside ``x`` (none: its error is ``‖x‖₂`` times the gradient's)."""
         xp = get_namespace(x)
         return xp.zeros(self.values(x, separable).shape, dtype=x.dtype, device=x.device)
 
@@ -230,9 +234,9 @@ class UnitColumns:
         return xp.clip(_per_block(xp, per_column, separable), 0.0, None)
 
     def dual_size(self, x, separable=False):
-        """ℓ1 size of the unit vectors ``∇f_k/‖∇f_k‖`` the gap pairs with ``∇f``: at most ``√rows`` a column."""
+        """ℓ2 size of the unit vectors ``∇f_k/‖∇f_k‖`` the gap pairs with ``∇f``: ``√columns``."""
         xp = get_namespace(x)
-        size = float(x.shape[1] if not separable else 1) * math.sqrt(x.shape[0])
+        size = math.sqrt(float(x.shape[1] if not separable else 1))
         shape = (x.shape[1],) if separable else (1,)
         return xp.full(shape, size, dtype=x.dtype, device=x.device)
 
@@ -435,8 +439,7 @@ class _Solver:
         else:
             cert = g.gap(self.x, grad, self.fx, f.strong_convexity, sep)
             scale = xp.abs(self.fx + self.gx)
-            l1 = _per_block(xp, xp.abs(self.x), sep)
-            floor = grad_error * (l1 + g.dual_size(self.x, sep)) + _FLOOR * self.eps * self.gx
+            floor = grad_error * (x_norm + g.dual_size(self.x, sep)) + _FLOOR * self.eps * self.gx
         if self.rtol < 0:
             return cert, xp.full(cert.shape, -1.0, dtype=cert.dtype, device=cert.device)
         return cert, xp.maximum(self.rtol * scale, floor)
