@@ -24,11 +24,11 @@ TARGET_EXPONENT = 1.1
 TARGET_MEMORY = 3.0
 
 
-def worker(size, config, backend="numpy", dtype="float64"):
+def worker(size, config, backend="numpy", dtype="float64", algorithm="batch"):
     """Run :mod:`bench.scaling_worker` for ``size`` in a subprocess and return its JSON result."""
     command = [sys.executable, "-m", "bench.scaling_worker", "--stride", str(size.stride)]
     command += ["--n-atoms", str(config.n_atoms), "--outer", str(config.scaling_outer)]
-    command += ["--backend", backend, "--dtype", dtype]
+    command += ["--backend", backend, "--dtype", dtype, "--algorithm", algorithm]
     if size.max_samples is not None:
         command += ["--max-samples", str(size.max_samples)]
     if config.threads is not None:
@@ -39,11 +39,13 @@ def worker(size, config, backend="numpy", dtype="float64"):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_size(size, config, backend="numpy", dtype="float64"):
+def run_size(size, config, backend="numpy", dtype="float64", algorithm="batch"):
     """Time and memory of one size."""
-    measured = worker(size, config, backend, dtype)
+    measured = worker(size, config, backend, dtype, algorithm)
     seconds = statistics.median(measured["outer_seconds"])
     return {
+        "algorithm": algorithm,
+        "certify_seconds": measured.get("certify_seconds"),
         "size": size.label,
         "stride": size.stride,
         "N": measured["N"],
@@ -84,15 +86,22 @@ def summary(results):
     }
 
 
-def rows(results):
-    """Table rows: the time exponent and the memory ratio, over every size."""
+def rows(results, online=()):
+    """Table rows: the time exponent and the memory ratio, over every size; the same for online epochs."""
+    table = _rows(results, "5. scaling: time per outer iteration", "5. scaling: peak memory")
+    if online:
+        table += _rows(online, "5. scaling, online: time per epoch", "5. scaling, online: peak memory")
+    return table
+
+
+def _rows(results, time_label, memory_label):
     s = summary(results)
     sizes = ", ".join(f"{r['N']}: {r['seconds_per_outer']:.3g} s" for r in results)
     memory = ", ".join(f"{r['N']}: {r['peak_bytes'] / 2**20:.0f} MiB = {r['peak_over_x']:.1f}× X" for r in results)
     span = f"N = {results[0]['N']}…{results[-1]['N']}"
     return [
         Row(
-            comparison="5. scaling: time per outer iteration",
+            comparison=time_label,
             size=span,
             measured=f"{sizes}; exponent per Z iteration {_fmt(s['exponent_per_z_iteration'])}",
             ratio=s["exponent"],
@@ -101,7 +110,7 @@ def rows(results):
             met=None if s["exponent"] is None else s["exponent"] <= TARGET_EXPONENT,
         ),
         Row(
-            comparison="5. scaling: peak memory",
+            comparison=memory_label,
             size=span,
             measured=memory,
             ratio=s["max_peak_over_x"],

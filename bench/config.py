@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from .workload import FULL_SIZES, N_ATOMS, SMOKE_SIZES, STRIDE1_SIZE
 
-COMPARISONS = ("original", "sklearn", "hardware", "inference", "scaling", "collection")
+COMPARISONS = ("original", "sklearn", "hardware", "inference", "scaling", "spams", "collection")
 #: Comparison 7 (bench/compare_collection.py): the model, the batches of the streamed pass and of the Dask fit,
 #: and about how many patches the Dask fit learns from; "faces": only that many faces (the smoke run).
 COLLECTION = {
@@ -77,6 +77,10 @@ class Config:
         Outer iterations of the model fitted for the inference comparison.
     scaling_outer : int
         Outer iterations timed per size in the scaling comparison.
+    spams_iterations : tuple of int
+        SPAMS ``trainDL`` iteration counts (batches of 256) of comparison 6.
+    online_max_epochs : int
+        Most epochs of eaelib's online learner while it runs to an energy.
     collection : dict
         Settings of comparison 7 (:data:`COLLECTION`).
     """
@@ -103,6 +107,8 @@ class Config:
     zstep_iters: int = 30
     inference_fit_outer: int = 20
     scaling_outer: int = 3
+    spams_iterations: tuple = (100, 300, 3000)
+    online_max_epochs: int = 200
     collection: dict = field(default_factory=lambda: dict(COLLECTION))
     smoke: bool = False
 
@@ -141,6 +147,8 @@ SMOKE = Config(
     threads=1,  # tiny products gain nothing from threads, and one thread keeps a shared machine from stalling it
     inference_fit_outer=3,
     scaling_outer=2,
+    spams_iterations=(5, 10),
+    online_max_epochs=3,
     collection=SMOKE_COLLECTION,
     smoke=True,
 )

@@ -2,8 +2,10 @@
 
 For every size (strides 12, 4 and 1), :mod:`bench.scaling_worker` runs
 ``--outer`` outer iterations of :func:`eaelib.learn` and one more for the
-peak memory, in a fresh process per backend: NumPy (float64) and CuPy
-(float64 and float32). The stride-1 rows are the stride-1 fit on either
+peak memory, then one epoch of the online learner (:mod:`eaelib.online`,
+batches of 256) and its certifying pass, in a fresh process per backend:
+NumPy (float64) and CuPy (float64 and float32). Target of the online
+learner: ≥ 20× the same epoch on the CPU. The stride-1 rows are the stride-1 fit on either
 backend (the first outer iterations of it: a whole 20-iteration NumPy fit at
 N ≈ 390k would not fit the script's five minutes). The GPU's GEMM rate is
 measured as well. Writes ``bench/results/gpu_check.json``; prints a table.
@@ -69,9 +71,10 @@ def main(argv=None):
     ]
     rows = []
     for size in sizes:
-        for backend, dtype in RUNS:
-            print(f"[gpu_check] {size.label}: {backend} {dtype}", file=sys.stderr, flush=True)
-            rows.append(compare_scaling.run_size(size, config, backend=backend, dtype=dtype))
+        for algorithm in ("batch", "online"):
+            for backend, dtype in RUNS:
+                print(f"[gpu_check] {size.label}: {algorithm} {backend} {dtype}", file=sys.stderr, flush=True)
+                rows.append(compare_scaling.run_size(size, config, backend=backend, dtype=dtype, algorithm=algorithm))
     results["scaling"] = rows
     results["speedup"] = speedups(rows)
     results["meta"]["elapsed_seconds"] = time.perf_counter() - start
@@ -83,17 +86,18 @@ def main(argv=None):
 
 
 def speedups(rows):
-    """Per size: NumPy's time per outer iteration over CuPy's, and the relative energy difference (float64)."""
+    """Per size and algorithm: NumPy's time per outer iteration (or epoch) over CuPy's, and the energy difference."""
     out = []
-    by_key = {(r["size"], r["backend"], r["dtype"]): r for r in rows}
-    for size in dict.fromkeys(r["size"] for r in rows):
-        cpu = by_key.get((size, "numpy", "float64"))
+    by_key = {(r["size"], r["algorithm"], r["backend"], r["dtype"]): r for r in rows}
+    for size, algorithm in dict.fromkeys((r["size"], r["algorithm"]) for r in rows):
+        cpu = by_key.get((size, algorithm, "numpy", "float64"))
         for dtype in ("float64", "float32"):
-            gpu = by_key.get((size, "cupy", dtype))
+            gpu = by_key.get((size, algorithm, "cupy", dtype))
             if cpu and gpu:
                 out.append(
                     {
                         "size": size,
+                        "algorithm": algorithm,
                         "dtype": dtype,
                         "speedup": cpu["seconds_per_outer"] / gpu["seconds_per_outer"],
                         "energy_rel_diff": abs(gpu["energies"][-1] - cpu["energies"][-1]) / abs(cpu["energies"][-1]),
@@ -104,17 +108,18 @@ def speedups(rows):
 
 def table(rows, speedup):
     """A plain-text table of the runs and the speed-ups."""
-    lines = [f"{'size':10} {'backend':7} {'dtype':8} {'N':>7} {'s/outer':>9} {'peak/X':>7}"]
+    lines = [f"{'size':10} {'learner':7} {'backend':7} {'dtype':8} {'N':>7} {'s/outer':>9} {'peak/X':>7}"]
     for r in rows:
         lines.append(
-            f"{r['size']:10} {r['backend']:7} {r['dtype']:8} {r['N']:7d} {r['seconds_per_outer']:9.3g} "
-            f"{r['peak_over_x']:7.1f}"
+            f"{r['size']:10} {r['algorithm']:7} {r['backend']:7} {r['dtype']:8} {r['N']:7d} "
+            f"{r['seconds_per_outer']:9.3g} {r['peak_over_x']:7.1f}"
         )
     lines.append("")
     for s in speedup:
+        unit = "epoch" if s["algorithm"] == "online" else "outer iteration"
         lines.append(
-            f"{s['size']:10} CuPy {s['dtype']} vs NumPy float64: {s['speedup']:.3g}× faster per outer iteration, "
-            f"energy after the same iterations differs by {s['energy_rel_diff']:.1e}"
+            f"{s['size']:10} {s['algorithm']} CuPy {s['dtype']} vs NumPy float64: {s['speedup']:.3g}× faster per "
+            f"{unit}, energy after the same iterations differs by {s['energy_rel_diff']:.1e}"
         )
     return "\n".join(lines)
 

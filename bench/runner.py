@@ -18,6 +18,7 @@ from . import (
     compare_original,
     compare_scaling,
     compare_sklearn,
+    compare_spams,
     plots,
     report,
 )
@@ -74,7 +75,27 @@ def run_inference(config, workload):
 
 def run_scaling(config, workload):
     results = [compare_scaling.run_size(s, config) for s in each(config.scaling_sizes, "5. scaling (own process)")]
-    return {"sizes": results, "summary": compare_scaling.summary(results)}, compare_scaling.rows(results)
+    online = [
+        compare_scaling.run_size(s, config, algorithm="online")
+        for s in each(config.scaling_sizes, "5. scaling, online epoch (own process)")
+    ]
+    details = {
+        "sizes": results,
+        "summary": compare_scaling.summary(results),
+        "online": online,
+        "online_summary": compare_scaling.summary(online),
+    }
+    return details, compare_scaling.rows(results, online)
+
+
+def run_spams(config, workload):
+    try:
+        import spams  # noqa: F401  (the spams-bin wheel)
+    except ImportError as exc:
+        log(f"6. SPAMS: skipped, spams cannot be imported ({exc}); pip install spams-bin")
+        return {"skipped": str(exc)}, []
+    results = [compare_spams.run_size(workload(s), config) for s in each(config.sizes, "6. SPAMS vs eaelib (λ_e = 0)")]
+    return {"sizes": results}, compare_spams.rows(results)
 
 
 def run_collection(config, workload):
@@ -89,6 +110,7 @@ RUNNERS = {
     "hardware": run_hardware,
     "inference": run_inference,
     "scaling": run_scaling,
+    "spams": run_spams,
     "collection": run_collection,
 }
 

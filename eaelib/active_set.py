@@ -128,22 +128,6 @@ def _solve_chunk(xp, gram, index, valid, rhs):
     return xp.reshape(solution, (n, K)).mT
 
 
-def _solve_chunk(xp, gram, index, valid, rhs):
-    """Solve the padded systems ``G_SS z = rhs`` of a chunk of columns; returns (K, n_columns)."""
-    m = gram.shape[0]
-    K, n = index.shape
-    rows = xp.reshape(index.mT, (n, K, 1))
-    cols = xp.reshape(index.mT, (n, 1, K))
-    systems = xp.reshape(xp.take(xp.reshape(gram, (-1,)), xp.reshape(rows * m + cols, (-1,))), (n, K, K))
-    inside = xp.reshape(valid.mT, (n, K, 1)) & xp.reshape(valid.mT, (n, 1, K))
-    eye = xp.eye(K, dtype=gram.dtype, device=gram.device)
-    diagonal = xp.linalg.diagonal(gram)
-    ridge = 1e-10 * float(xp.max(diagonal)) if diagonal.shape[0] else 0.0
-    systems = xp.where(inside, systems + ridge * eye, eye)  # padding rows are identity
-    solution = xp.linalg.solve(systems, xp.reshape(rhs.mT, (n, K, 1)))
-    return xp.reshape(solution, (n, K)).mT
-
-
 def _scatter(xp, index, valid, values, m):
     """The ``m × N`` array with ``values[k, j]`` at row ``index[k, j]`` of column ``j`` (where valid), else 0.
 

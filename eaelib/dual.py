@@ -71,7 +71,7 @@ class DualResult:
         return [0.0] * len(self.objective)
 
 
-def solve_ball_least_squares(G, B, c, W0, *, weight=1.0, multipliers=None, rtol=1e-9, max_iter=50):
+def solve_ball_least_squares(G, B, c, W0, *, weight=1.0, multipliers=None, rtol=1e-9, max_iter=200):
     """Minimize ``weight/2 (tr(W G Wᵀ) − 2 tr(W Bᵀ) + c)`` over ``W`` with columns in the unit ball.
 
     Parameters
@@ -92,7 +92,9 @@ def solve_ball_least_squares(G, B, c, W0, *, weight=1.0, multipliers=None, rtol=
         Stop when the duality gap is at most ``rtol`` times ``P``, or at the
         rounding floor of float64 arithmetic.
     max_iter : int
-        Most Newton iterations.
+        Most Newton iterations. From a cold start far from the optimum the
+        first ones are damped (about 20 on Barbara's first D-step); warm
+        started from the last multipliers, a handful.
 
     Returns
     -------

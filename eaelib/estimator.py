@@ -172,8 +172,8 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     inner_rtol: float = param(
         1e-4,
         "real",
-        "A Z-step stops when its duality gap is at most inner_rtol times the energy, or a tenth of the gap it "
-        "started from, whichever is larger.",
+        "A Z-step stops when its duality gap is at most min(inner_rtol, rtol/10) times the energy, or a tenth "
+        "of the gap it started from, whichever is larger.",
         "float",
         low=0.0,
         cli="--inner-rtol",
@@ -261,8 +261,8 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     warm_start: bool = param(
         False,
         "bool",
-        "Start fit from the fitted D_ and E_ (and, for data of the same shape, the last codes) instead of a "
-        "random initialization; the histories then continue where they stopped when the data are the same.",
+        "Start fit from the fitted ``D_`` and ``E_`` (and, for data of the same shape, the last codes) instead of "
+        "a new initialization; the histories then continue where they stopped when the data are the same.",
         "bool",
     )
     reinit_dead_atoms: bool = param(

@@ -52,7 +52,11 @@ MOMENTA = ("monotone", "restart", "strong", "fista", "ista")
 #: Certificates :func:`fista` can stop on.
 CRITERIA = ("gap", "kkt")
 
-_FLOOR = 8.0  # rounding floor of a certificate, in units of eps times its magnitude (measured: ≤ 3)
+# Rounding floor of a certificate, in units of eps times the size of what it is computed from. On
+# Barbara's patches in float32 (m = 200), one gradient entry was off by at most 0.73 eps (L‖x‖₂ + ‖b‖∞)
+# (median 0.31), and ⟨x, ∇f⟩ by at most 0.52 of that times ‖x‖₂: rounding errors add up like a random
+# walk, not like the worst case (‖x‖₁ would overstate them 10-fold), hence ‖x‖₂ below.
+_FLOOR = 2.0
 # A block whose steps all fail to lower its objective this many times in a row has stalled at
 # rounding. Only with restarts: after one, the next step is a proximal gradient step, which lowers
 # the objective unless at its minimum; MFISTA can legitimately reject many steps in a row.
@@ -185,7 +189,7 @@ class L1Penalty:
         return xp.where(x == 0, off, grad + lam * xp.sign(x))
 
     def dual_size(self, x, separable=False):
-        """ℓ1 size of what the gap pairs with ``∇f`` beside ``x`` (none: its error is ``‖x‖₁`` times the gradient's)."""
+        """ℓ2 size of what the gap pairs with ``∇f`` beside ``x`` (none: its error is ``‖x‖₂`` times the gradient's)."""
         xp = get_namespace(x)
         return xp.zeros(self.values(x, separable).shape, dtype=x.dtype, device=x.device)
 
@@ -230,9 +234,9 @@ class UnitColumns:
         return xp.clip(_per_block(xp, per_column, separable), 0.0, None)
 
     def dual_size(self, x, separable=False):
-        """ℓ1 size of the unit vectors ``∇f_k/‖∇f_k‖`` the gap pairs with ``∇f``: at most ``√rows`` a column."""
+        """ℓ2 size of the unit vectors ``∇f_k/‖∇f_k‖`` the gap pairs with ``∇f``: ``√columns``."""
         xp = get_namespace(x)
-        size = float(x.shape[1] if not separable else 1) * math.sqrt(x.shape[0])
+        size = math.sqrt(float(x.shape[1] if not separable else 1))
         shape = (x.shape[1],) if separable else (1,)
         return xp.full(shape, size, dtype=x.dtype, device=x.device)
 
@@ -278,7 +282,7 @@ class FistaResult:
     status: str = "max_iter"
 
 
-def fista(f, g, x0, *, rtol=1e-6, max_iter=100, criterion="gap", momentum="restart", atol=None, polish=0):
+def fista(f, g, x0, *, rtol=1e-6, max_iter=100, criterion="gap", momentum="restart", atol=None, polish=0, chunk=None):
     """Minimize ``f(x) + g(x)`` by accelerated proximal gradient from ``x0``, to a certificate.
 
     Parameters
@@ -317,6 +321,13 @@ def fista(f, g, x0, *, rtol=1e-6, max_iter=100, criterion="gap", momentum="resta
         one: exact once the support and signs are right. It is kept only
         where it lowers the objective, and restarts the momentum there.
         Needs a separable ``f`` with its ``gram`` and an ``L1Penalty``.
+    chunk : int, optional
+        For a separable problem, solve ``chunk`` columns at a time, one block
+        after the other (by default :data:`CHUNK` columns; 0: all at once).
+        A block's working arrays then stay in the processor's cache through
+        all its iterations, instead of streaming from memory at every one,
+        and the solver's memory is a few blocks, not a few times ``x``. The
+        result does not depend on the chunk: every column is its own problem.
 
     Returns
     -------
@@ -328,7 +339,53 @@ def fista(f, g, x0, *, rtol=1e-6, max_iter=100, criterion="gap", momentum="resta
         raise ValueError(f"momentum must be one of {MOMENTA}, got {momentum!r}")
     if polish and not (f.separable and f.gram is not None and isinstance(g, L1Penalty)):
         raise ValueError("polish needs a separable quadratic with its gram matrix and an L1Penalty")
-    return _Solver(f, g, x0, rtol, criterion, momentum).run(max_iter, atol, polish)
+    options = dict(rtol=rtol, criterion=criterion, momentum=momentum, max_iter=max_iter, polish=polish)
+    n_columns = x0.shape[1] if x0.ndim == 2 else 1
+    chunk = CHUNK if chunk is None else chunk
+    if not f.separable or chunk <= 0 or n_columns <= chunk:
+        return _Solver(f, g, x0, rtol, criterion, momentum).run(max_iter, atol, polish)
+    return _in_chunks(f, g, x0, chunk, atol, options)
+
+
+#: Columns of a separable problem that :func:`fista` solves at a time (measured on Barbara: see chunk).
+CHUNK = 1024
+
+
+def _in_chunks(f, g, x0, chunk, atol, options):
+    """:func:`fista` on blocks of ``chunk`` columns, merged into one :class:`FistaResult`.
+
+    The histories add the blocks' values iteration by iteration (a block that
+    stopped keeps its last values); an ``atol`` is shared out in proportion to
+    the blocks' sizes, so the sum of their certificates stays within it.
+    """
+    xp = get_namespace(x0)
+    N = x0.shape[1]
+    parts = []
+    for start in range(0, N, chunk):
+        stop = min(start + chunk, N)
+        block = Quadratic(f.apply, f.b[:, start:stop], f.c[start:stop], f.lipschitz, True, f.strong_convexity, f.gram)
+        share = None if atol is None else atol * (stop - start) / N
+        solver = _Solver(block, g, x0[:, start:stop], options["rtol"], options["criterion"], options["momentum"])
+        parts.append(solver.run(options["max_iter"], share, options["polish"]))
+    length = max(len(p.objective) for p in parts)
+
+    def merged(name, combine):
+        return [combine(p.__dict__[name][min(k, len(p.objective) - 1)] for p in parts) for k in range(length)]
+
+    statuses = {p.status for p in parts}
+    status = next(s for s in ("max_iter", "stalled", "converged") if s in statuses)
+    kkt = options["criterion"] == "kkt"
+    return FistaResult(
+        xp.concat([p.x for p in parts], axis=1),
+        max(p.n_iter for p in parts),
+        status == "converged",
+        merged("smooth", math.fsum),
+        merged("penalty", math.fsum),
+        merged("objective", math.fsum),
+        merged("certificate", max if kkt else math.fsum),
+        options["criterion"],
+        status,
+    )
 
 
 class _Solver:
@@ -382,8 +439,7 @@ class _Solver:
         else:
             cert = g.gap(self.x, grad, self.fx, f.strong_convexity, sep)
             scale = xp.abs(self.fx + self.gx)
-            l1 = _per_block(xp, xp.abs(self.x), sep)
-            floor = grad_error * (l1 + g.dual_size(self.x, sep)) + _FLOOR * self.eps * self.gx
+            floor = grad_error * (x_norm + g.dual_size(self.x, sep)) + _FLOOR * self.eps * self.gx
         if self.rtol < 0:
             return cert, xp.full(cert.shape, -1.0, dtype=cert.dtype, device=cert.device)
         return cert, xp.maximum(self.rtol * scale, floor)

@@ -440,16 +440,8 @@ def learn_online(
         for epoch in range(1, max_epochs + 1):
             source.train_epoch(state, rng, **weights, **inner)
             terms, gaps = source.evaluate(state.D, state.E, **weights, **inner)
-            result.D, result.E, result.n_iter = state.D, state.E, epoch
-            result.energy.append(terms)
-            result.certificates.append(gaps)
-            result.n_reinitialized = state.n_resampled
-            result.converged = max(gaps.values()) <= rtol * abs(terms["total"])
-            if callback is not None and callback(epoch, terms):
-                result.stopped_by_callback, result.status = True, "callback"
-                break
-            if result.converged:
-                result.status = "converged"
+            result.D, result.E, result.n_reinitialized = state.D, state.E, state.n_resampled
+            if result.record(epoch, terms, gaps, rtol, callback):
                 break
     except KeyboardInterrupt:
         result.interrupted, result.converged, result.status = True, False, "interrupted"

@@ -115,7 +115,13 @@ def plot_energy(model):
 
 
 def plot_inner_convergence(model):
-    """Objective of each subproblem along its FISTA iterations, concatenated over outer iterations.
+    """Each subproblem's duality gap along its inner iterations, concatenated over outer iterations.
+
+    The codes are solved by FISTA, D and E by Newton's method on their
+    Lagrange dual; every inner iteration records its certificate, the
+    duality gap: an upper bound on what that subproblem could still gain.
+    Every solve starts at the previous solution, where the gap is what the
+    other blocks' moves opened again: the sawtooth.
 
     Parameters
     ----------
@@ -126,11 +132,9 @@ def plot_inner_convergence(model):
     Returns
     -------
     matplotlib.figure.Figure
-        Three log-scale axes, for the Z, D and E subproblems, in that order.
-        Each shows the objective (smooth + penalty, first line); the Z panel
-        also shows its data part (smooth) and its prior (penalty, λ_s‖Z‖₁).
-        Faint vertical lines mark where a new outer iteration starts, with a
-        warm start from the previous solution.
+        Three log-scale axes, for the Z, D and E subproblems, in that order,
+        each with one line, the duality gap. Faint vertical lines mark where a
+        new outer iteration starts, with a warm start from the previous solution.
     """
     _check_fitted(model, "inner_history_")
     fig = _figure(figsize=(6.4, 8.0))
@@ -139,7 +143,7 @@ def plot_inner_convergence(model):
         title, weight = SUBPROBLEMS[name]
         traces = [trace for trace in model.inner_history_ if trace.subproblem == name]
         ax.set_title(title, fontsize="medium")
-        ax.set_ylabel("objective")
+        ax.set_ylabel("duality gap")
         if not traces:
             why = (
                 "no inner history (loaded models have none)"
@@ -150,20 +154,15 @@ def plot_inner_convergence(model):
             ax.set_xticks([])
             ax.set_yticks([])
             continue
-        smooth = np.concatenate([np.asarray(trace.smooth, dtype=np.float64) for trace in traces])
-        penalty = np.concatenate([np.asarray(trace.penalty, dtype=np.float64) for trace in traces])
-        starts = np.cumsum([0] + [len(trace.smooth) for trace in traces[:-1]])
-        steps = np.arange(smooth.size)
-        ax.semilogy(steps, _positive(smooth + penalty), "k-", lw=1.5, label="objective")
-        if name == "Z":
-            ax.semilogy(steps, _positive(smooth), "-", color="C0", lw=1, label="data: smooth part (quadratic terms)")
-            ax.semilogy(steps, _positive(penalty), "-", color="C2", lw=1, label="prior: penalty λ_s‖Z‖₁")
-            ax.legend(fontsize="small", loc="upper right")
+        gaps = np.concatenate([np.asarray(trace.certificate, dtype=np.float64) for trace in traces])
+        starts = np.cumsum([0] + [len(trace.certificate) for trace in traces[:-1]])
+        steps = np.arange(gaps.size)
+        ax.semilogy(steps, _positive(gaps), "k-", lw=1.2, label="duality gap")
         if starts.size > 1:
             ax.vlines(starts[1:], 0, 1, transform=ax.get_xaxis_transform(), colors="0.8", lw=0.8, zorder=0)
-        ax.set_xlim(0, max(smooth.size - 1, 1))
+        ax.set_xlim(0, max(gaps.size - 1, 1))
         ax.grid(True, axis="y", which="major", alpha=0.3)
-    axes[-1].set_xlabel("inner (FISTA) iteration, concatenated; faint lines: new outer iteration")
+    axes[-1].set_xlabel("inner iteration (FISTA for Z, Newton on the dual for D and E), concatenated")
     return fig
 
 

@@ -167,7 +167,7 @@ def solve_dictionary(X, Z, D0, *, lambda_d, rtol=1e-9, max_iter=None, solver="du
     """Solve the D-subproblem from the feasible ``D0`` to a duality gap of ``rtol`` times its value.
 
     ``solver="dual"`` (default) is Newton's method on the Lagrange dual
-    (:func:`eaelib.dual.solve_ball_least_squares`; ``max_iter`` 50 by
+    (:func:`eaelib.dual.solve_ball_least_squares`; ``max_iter`` 200 by
     default, ``multipliers`` its warm start), ``"fista"`` is
     :func:`eaelib.fista.fista` stopped on the Frank–Wolfe gap (``max_iter``
     100 by default), for comparison.
@@ -189,7 +189,7 @@ def solve_encoder(X, Z, E0, *, lambda_e, rtol=1e-9, max_iter=None, solver="dual"
 def solve_ball(gram, b, c, W0, *, weight, rtol=1e-9, max_iter=None, solver="dual", multipliers=None):
     """Minimize ``weight/2 (tr(W G Wᵀ) − 2tr(W Bᵀ) + c)`` over unit-ball columns with ``solver``."""
     if solver == "dual":
-        max_iter = 50 if max_iter is None else max_iter
+        max_iter = 200 if max_iter is None else max_iter
         return solve_ball_least_squares(
             gram, b, c, W0, weight=weight, multipliers=multipliers, rtol=rtol, max_iter=max_iter
         )
