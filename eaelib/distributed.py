@@ -50,11 +50,6 @@ def _import_dask(what="the Dask fit"):
     return dask, da
 
 
-def is_dask_array(x):
-    """Whether ``x`` is a ``dask.array.Array`` (without importing Dask)."""
-    return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "chunks") and hasattr(x, "to_delayed")
-
-
 def batch_groups(chunk_sizes, batch_size):
     """Consecutive chunks grouped into batches: each group gathers chunks until it holds ≥ ``batch_size`` samples.
 
