@@ -2,8 +2,8 @@
 #   make book    execute every chapter (book/*.ipynb) and build the book into _build/html;
 #                any Sphinx warning fails the build
 #   make learn   learn from the bundled Barbara image with the defaults, writing out/barbara
-#   make test    lint, format check, the book, then every test: the library's, each notebook
-#                under nbval, and the built book opened in headless Chromium
+#   make test    lint, format check, the book (executing every chapter: a failing cell fails the
+#                build), then every test: the library's and the built book opened in headless Chromium
 #   make test-library   the library's tests alone (tests/, without the built book's)
 #   make explore        the library's tests with fresh hypothesis examples (see tests/conftest.py)
 PYTHON ?= python3

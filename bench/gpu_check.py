@@ -1,4 +1,4 @@
-"""Comparison 6, the GPU part of ``bench/gpu_check.sh``: scaling and the stride-1 fit on CuPy against NumPy.
+"""Comparison 8, the GPU part of ``bench/gpu_check.sh``: scaling and the stride-1 fit on CuPy against NumPy.
 
 For every size (strides 12, 4 and 1), :mod:`bench.scaling_worker` runs
 ``--outer`` outer iterations of :func:`eaelib.learn` and one more for the

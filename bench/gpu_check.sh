@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Comparison 6 of bench/README.md, for a machine with a GPU, in under five minutes:
+# Comparison 8 of bench/README.md, for a machine with a GPU, in under five minutes:
 #   1. the CuPy tests (pytest tests/test_backends.py -k cupy);
 #   2. python -m bench.gpu_check: the scaling comparison and the stride-1 fit on CuPy against NumPy,
 #      written to bench/results/gpu_check.json.

@@ -1,6 +1,6 @@
 """The book: its notebooks as committed, and the built site (``make book``) rendered offline in Chromium.
 
-The notebooks themselves are executed by nbval (``book`` is in pytest's testpaths, with ``--nbval-lax``).
+The notebooks themselves are executed by ``make book``, which fails when a cell raises.
 The site tests read ``_build/html``, which ``make test`` builds first; they open every page in headless
 Chromium, served from 127.0.0.1, with every other host unresolvable. Where Chromium or the built site is
 missing these tests skip locally and fail in CI (``CI=true``), where ``.ci/run`` installs Chromium.
