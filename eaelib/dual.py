@@ -34,7 +34,8 @@ Array = Any
 
 _FLOOR = 64.0  # rounding floor of the gap, in units of eps times the size of the dual objective's terms
 _ARMIJO = 1e-4
-_IDLE = 3  # Newton steps that change nothing beyond rounding before the solve stops ("stalled")
+_IDLE = 3  # Newton steps that change nothing beyond rounding before the solve stops ("stalled") ...
+_IDLE_GAP = 1e-6  # ... once the gap is at most this fraction of the objective
 
 
 @dataclass
@@ -49,9 +50,10 @@ class DualResult:
     ``multipliers`` are the final ``μ`` (one per column; 0 for unused ones),
     to warm-start the next solve. ``status`` is ``"converged"``,
     ``"max_iter"`` or ``"stalled"`` (while the gap is above tolerance, no
-    Newton step improves the dual beyond rounding, or three in a row change
-    neither the dual beyond rounding nor the gap by a tenth: the gap left is
-    rounding in its own terms, as on ill-conditioned ``G``). The fields shared with
+    Newton step improves the dual beyond rounding, or, with the gap below
+    1e-6 of the objective, three in a row change neither the dual beyond
+    rounding nor the gap by a tenth: the gap left is rounding in its own
+    terms, as on ill-conditioned ``G``). The fields shared with
     :class:`~eaelib.fista.FistaResult` let either solver serve the same caller.
     """
 
@@ -148,10 +150,14 @@ def solve_ball_least_squares(G, B, c, W0, *, weight=1.0, multipliers=None, rtol=
             new, restarted = problem.restart(state), True
         if new is None:  # no step improves φ beyond rounding
             break
-        # Steps that move neither φ beyond its rounding nor the gap: the multipliers are optimal to
-        # working precision and what is left of the gap is rounding in its terms (cond(G) ~ 1e7 and
-        # more). Newton would repeat such steps until max_iter, each after a long search.
-        idle = idle + 1 if new.phi - state.phi <= state.floor and new.gap >= 0.9 * state.gap else 0
+        # Steps that move neither φ beyond its rounding nor a gap already small: the multipliers are
+        # optimal to working precision and what is left of the gap is rounding in its terms (seen at
+        # 2e-9 of the objective). Newton would repeat such steps until max_iter, each after a long
+        # search. (A large gap with φ at a standstill is another matter: a singular G, where the
+        # steps crawl, then restart; there the rule does not apply.)
+        small = new.gap <= _IDLE_GAP * abs(new.objective)
+        still = new.phi - state.phi <= state.floor and new.gap >= 0.9 * state.gap
+        idle = idle + 1 if small and still else 0
         if idle >= _IDLE:
             break
         state = new
@@ -294,12 +300,8 @@ class _Dual:
             direction = _scatter(xp, direction, d, free)
         if not bool(xp.any(direction != 0)):  # the multipliers are optimal: nothing left to gain
             return None
-        # A nearly flat direction of φ (a column whose W(μ) barely depends on its multiplier) gets a
-        # huge Newton step, which the search would halve some 30 times: start it at a step that moves
-        # no multiplier by more than ten times the multipliers' scale.
-        scale = 10.0 * max(float(xp.max(mu)), 0.1 * self.trace / max(self.q, 1))
-        alpha = first = min(1.0, scale / float(xp.max(xp.abs(direction))))
-        while alpha > 1e-10 * first:
+        alpha = 1.0
+        while alpha > 1e-10:
             trial = xp.clip(mu + alpha * direction, 0.0, None)
             new = self.evaluate(trial)
             gain = float(xp.sum(grad * (trial - mu)))
