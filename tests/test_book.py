@@ -230,8 +230,15 @@ const done = arguments[arguments.length - 1];
   }
   await Promise.all(Array.from(document.images, (img) => img.decode().catch(() => null)));
   window.scrollTo(0, 0);
+  // MathJax is a deferred script: on a loaded machine it can still be starting when the page has
+  // loaded. Give it up to 30 s to define itself on a page with math before calling it absent.
+  const ready = () => window.MathJax && MathJax.startup && MathJax.startup.promise;
+  const hasMath = document.querySelector(".math") !== null;
+  for (let waited = 0; hasMath && !ready() && waited < 30000; waited += 100) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   let mathjax = "absent";
-  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+  if (ready()) {
     await MathJax.startup.promise;
     mathjax = MathJax.version;
   }
