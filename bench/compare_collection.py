@@ -22,14 +22,11 @@ Each part runs in a fresh process (:mod:`bench.collection_worker`):
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 
-from .measure import REPO
+from .measure import run_worker
 from .report import Row
 
 TARGET_EXPONENT = 1.1
@@ -39,13 +36,7 @@ ESTIMATE = {"patches": 1e9, "workers": 100, "bandwidth_bytes_per_s": 1.25e9, "ch
 
 
 def worker(mode, images, config, *options):
-    command = [sys.executable, "-m", "bench.collection_worker", mode, str(images), *map(str, options)]
-    if config.threads is not None:
-        command += ["--threads", str(config.threads)]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_worker("bench.collection_worker", [mode, images, *options], config.threads)
 
 
 def run_size(config):

@@ -10,14 +10,11 @@ size of ``X``.
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 
 import numpy as np
 
-from .measure import REPO
+from .measure import run_worker
 from .report import Row
 
 TARGET_EXPONENT = 1.1
@@ -26,17 +23,11 @@ TARGET_MEMORY = 3.0
 
 def worker(size, config, backend="numpy", dtype="float64", algorithm="batch"):
     """Run :mod:`bench.scaling_worker` for ``size`` in a subprocess and return its JSON result."""
-    command = [sys.executable, "-m", "bench.scaling_worker", "--stride", str(size.stride)]
-    command += ["--n-atoms", str(config.n_atoms), "--outer", str(config.scaling_outer)]
-    command += ["--backend", backend, "--dtype", dtype, "--algorithm", algorithm]
+    arguments = ["--stride", size.stride, "--n-atoms", config.n_atoms, "--outer", config.scaling_outer]
+    arguments += ["--backend", backend, "--dtype", dtype, "--algorithm", algorithm]
     if size.max_samples is not None:
-        command += ["--max-samples", str(size.max_samples)]
-    if config.threads is not None:
-        command += ["--threads", str(config.threads)]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        arguments += ["--max-samples", size.max_samples]
+    return run_worker("bench.scaling_worker", arguments, config.threads)
 
 
 def run_size(size, config, backend="numpy", dtype="float64", algorithm="batch"):

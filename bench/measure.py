@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,23 @@ import numpy as np
 import eaelib
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def run_worker(module, arguments, threads):
+    """Run ``python -m module arguments`` in a fresh process from the repository; its last stdout line, as JSON.
+
+    Each worker measures in a process of its own (peak memory, a cold start); ``threads`` is passed on as
+    ``--threads`` when set. A worker that fails raises with the tail of its stderr.
+    """
+    command = [sys.executable, "-m", module, *map(str, arguments)]
+    if threads is not None:
+        command += ["--threads", str(threads)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 #: Packages whose versions every result records.
 PACKAGES = ("eaelib", "numpy", "scipy", "scikit-learn", "pyunlocbox", "threadpoolctl", "matplotlib", "cupy")
 #: Environment variables that change which BLAS kernel runs or how many threads it uses.
