@@ -4,7 +4,8 @@
   number of iterations (no stopping rule to trust);
 * :func:`ball_least_squares` maximizes the Lagrange dual of the D- or E-subproblem with SciPy's
   L-BFGS-B (eaelib uses its own Newton iteration);
-* :func:`energy` evaluates the energy directly.
+* :func:`energy` evaluates the energy directly;
+* :func:`with_singular_values` and :func:`normalized` build test matrices of known conditioning and norms.
 """
 
 import numpy as np
@@ -74,3 +75,18 @@ def ball_least_squares(G, B, weight):
     W = np.zeros((B.shape[0], q))
     W[:, used] = Wu / np.maximum(np.linalg.norm(Wu, axis=0), 1.0)
     return W
+
+
+def with_singular_values(rng, rows, cols, low, high):
+    """Random ``rows × cols`` matrix whose singular values lie in ``[low, high]``."""
+    u, _ = np.linalg.qr(rng.standard_normal((rows, rows)))
+    v, _ = np.linalg.qr(rng.standard_normal((cols, cols)))
+    s = np.zeros((rows, cols))
+    k = min(rows, cols)
+    s[np.arange(k), np.arange(k)] = rng.uniform(low, high, k)
+    return u @ s @ v.T
+
+
+def normalized(x):
+    """Every column scaled to unit ℓ2 norm."""
+    return x / np.linalg.norm(x, axis=0)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import normalized, with_singular_values
 from pyunlocbox import acceleration, functions, solvers
 from sklearn.linear_model import Lasso
 
@@ -57,24 +58,9 @@ def code_scale(X, D, E, lambda_d, lambda_e):
     return np.linalg.norm(lambda_d * D.T @ X + lambda_e * E @ X) / lipschitz
 
 
-def with_singular_values(rng, rows, cols, low, high):
-    """Random ``rows × cols`` matrix whose singular values lie in ``[low, high]``."""
-    u, _ = np.linalg.qr(rng.standard_normal((rows, rows)))
-    v, _ = np.linalg.qr(rng.standard_normal((cols, cols)))
-    s = np.zeros((rows, cols))
-    k = min(rows, cols)
-    s[np.arange(k), np.arange(k)] = rng.uniform(low, high, k)
-    return u @ s @ v.T
-
-
 def unit_columns(x):
     """Projection of every column onto the unit ℓ2 ball (NumPy, independent of eaelib)."""
     return x / np.maximum(np.sqrt(np.sum(x * x, axis=0)), 1.0)
-
-
-def normalized(x):
-    """Every column scaled to unit ℓ2 norm."""
-    return x / np.linalg.norm(x, axis=0)
 
 
 def random_problem(seed, n, m, N):

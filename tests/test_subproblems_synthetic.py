@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import normalized, with_singular_values
 from scipy.optimize import linear_sum_assignment
 from sklearn.linear_model import Lasso
 
@@ -23,21 +24,6 @@ TIGHT = {"rtol": 0.0, "max_iter": 5000}
 
 examples = settings(max_examples=10, deadline=None)
 seeds = st.integers(0, 2**32 - 1)
-
-
-def with_singular_values(rng, rows, cols, low, high):
-    """Random ``rows × cols`` matrix whose singular values lie in ``[low, high]``."""
-    u, _ = np.linalg.qr(rng.standard_normal((rows, rows)))
-    v, _ = np.linalg.qr(rng.standard_normal((cols, cols)))
-    s = np.zeros((rows, cols))
-    k = min(rows, cols)
-    s[np.arange(k), np.arange(k)] = rng.uniform(low, high, k)
-    return u @ s @ v.T
-
-
-def normalized(x):
-    """Every column scaled to unit ℓ2 norm."""
-    return x / np.linalg.norm(x, axis=0)
 
 
 def sparse_codes(rng, m, N, k):
