@@ -29,6 +29,8 @@ Dask (``dask`` and ``distributed``) is an optional dependency: ``pip install
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._array import dtype_name, get_namespace, to_namespace, to_numpy
@@ -163,10 +165,13 @@ class DaskSource:
                 terms[key] += value
         return terms
 
-    def train_epoch(self, state, rng, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_inner):
+    def train_epoch(
+        self, state, rng, fraction=1.0, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_inner, code_solver="auto"
+    ):
         weights = dict(lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s)
-        inner = dict(rtol=inner_rtol, max_iter=max_inner)
-        order = rng.permutation(len(self.groups)) if self.shuffle else range(len(self.groups))
+        inner = dict(rtol=inner_rtol, max_iter=max_inner, code_solver=code_solver)
+        order = rng.permutation(len(self.groups)) if self.shuffle else np.arange(len(self.groups))
+        order = order[: max(1, math.ceil(fraction * len(order)))]
         delayed = self._dask.delayed
         for g in order:
             group = self.groups[g]
@@ -188,13 +193,14 @@ class DaskSource:
                 rng=rng,
             )
 
-    def evaluate(self, D, E, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_inner):
+    def evaluate(self, D, E, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_inner, code_solver="auto"):
         weights = dict(lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s)
+        inner = dict(inner_rtol=inner_rtol, max_inner=max_inner, code_solver=code_solver)
         D_, E_ = self._model(D, E)
         task = self._dask.delayed(_evaluation_sums)
         parts = self._compute(
             [
-                task(b, D_, E_, weights, inner_rtol, max_inner, dtype_name(self.dtype), self._location(i))
+                task(b, D_, E_, weights, inner, dtype_name(self.dtype), self._location(i))
                 for i, b in enumerate(self.blocks)
             ]
         )
@@ -271,9 +277,9 @@ def _chunk_sums(block, D, E, weights, inner, dtype, where):
     return Statistics.of(X, codes.x)
 
 
-def _evaluation_sums(block, D, E, weights, inner_rtol, max_inner, dtype, where):
+def _evaluation_sums(block, D, E, weights, inner, dtype, where):
     X, D, E = _columns_of(block, dtype, where, D, E)
-    return evaluation_sums(X, D, E, **weights, inner_rtol=inner_rtol, max_inner=max_inner)
+    return evaluation_sums(X, D, E, **weights, **inner)
 
 
 def _zero_code_terms(block, D, E, weights, dtype, where):

@@ -19,8 +19,16 @@ from ._validation import (
     numpydoc_parameters,
     param,
 )
-from .learning import INITIALIZATIONS, DivergenceError, EnergyIncreaseError, dead_atoms, initialize, learn
-from .subproblems import BALL_SOLVERS, energy_terms, solve_codes
+from .learning import (
+    CERTIFY_EVERY,
+    INITIALIZATIONS,
+    DivergenceError,
+    EnergyIncreaseError,
+    dead_atoms,
+    initialize,
+    learn,
+)
+from .subproblems import BALL_SOLVERS, CODE_SOLVERS, energy_terms, solve_codes
 
 TRANSFORM_METHODS = ("exact", "encoder")
 ALGORITHMS = ("batch", "online")
@@ -65,11 +73,16 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     components_ : array, shape (n_atoms, n_features)
         ``D_.T``, scikit-learn's name for the atoms as rows.
     objective_history_ : list of float
-        Total energy at initialization and after each outer iteration; never increases.
+        Total energy at initialization and after each outer iteration (or each certified epoch of
+        algorithm='online', see ``history_iterations_``); never increases.
     energy_history_ : list of dict
         Every term of the energy at the same points (see :meth:`energy`).
     inner_history_ : list of InnerTrace
         Per subproblem solve, the objective and the certificate (duality gap) after each inner iteration.
+    history_iterations_ : list of int
+        The outer iteration (or epoch) of each entry of ``objective_history_`` and
+        ``energy_history_``, 0 first (the initialization); ``certificate_history_``
+        holds the entries after the first.
     certificate_history_ : list of dict
         After each outer iteration, each block's duality gap (``"Z"``, ``"D"``,
         ``"E"``): how much re-solving that block alone could still lower the energy.
@@ -188,6 +201,18 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         choices=BALL_SOLVERS,
         cli="--solver",
     )
+    code_solver: str = param(
+        "auto",
+        "choice",
+        "Solver of the codes (Z-steps and transform): 'lars', the compiled homotopy, exact in a few dozen "
+        "steps per sample; 'fista', accelerated proximal gradient, on every array library; 'auto' takes the "
+        "homotopy where the problem is ill-conditioned (L/μ ≥ 200, e.g. lambda_e small: sparse codes, where "
+        "FISTA crawls), for NumPy arrays with numba installed, and FISTA elsewhere (see "
+        "eaelib.subproblems.choose_code_solver).",
+        f"{{{', '.join(repr(s) for s in CODE_SOLVERS)}}}",
+        choices=CODE_SOLVERS,
+        cli="--code-solver",
+    )
     algorithm: str = param(
         "batch",
         "choice",
@@ -197,6 +222,16 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         f"{{{', '.join(repr(a) for a in ALGORITHMS)}}}",
         choices=ALGORITHMS,
         cli="--algorithm",
+    )
+    certify_every: int = param(
+        CERTIFY_EVERY,
+        "int",
+        "algorithm='online': certify the model (a pass over the data: exact codes, the energy and each block's "
+        "duality gap) every certify_every epochs and after the last; convergence is checked there.",
+        "int",
+        low=1,
+        cli="--certify-every",
+        cli_metavar="K",
     )
     batch_size: int = param(
         256,
@@ -375,6 +410,7 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
                 rtol=self.rtol,
                 inner_rtol=self.inner_rtol,
                 solver=self.solver,
+                code_solver=self.code_solver,
                 reinit_dead_atoms=self.reinit_dead_atoms,
                 callback=callback,
                 multipliers=self._warm_multipliers(),
@@ -477,6 +513,8 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
                 state=state,
                 shuffle=self.shuffle,
                 callback=callback,
+                code_solver=self.code_solver,
+                certify_every=self.certify_every,
             )
         except SourceError as exc:
             self._online, self._online_rng = state, rng
@@ -548,6 +586,7 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             inner_rtol=self.inner_rtol,
             max_inner=self.max_inner,
             rng=self._online_rng,
+            code_solver=self.code_solver,
         )
         self.D_, self.E_ = state.D, state.E
         self.n_steps_ = state.step
@@ -601,7 +640,7 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     def _store(self, result, xp, n_features):
         """Set the fitted attributes from a :class:`LearningResult`, continuing a warm start's history."""
         energy, inner, n_iter = result.energy, result.inner, result.n_iter
-        certificates = result.certificates
+        certificates, iterations = result.certificates, [0, *result.iterations]
         previous = getattr(self, "objective_history_", None)
         if self.warm_start and previous and energy[0]["total"] == previous[-1]:
             # The same data from where the last fit stopped: one history.
@@ -609,12 +648,14 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             energy = self.energy_history_ + energy[1:]
             inner = self.inner_history_ + [replace(trace, outer=trace.outer + offset) for trace in inner]
             certificates = self.certificate_history_ + certificates
+            iterations = self.history_iterations_ + [k + offset for k in iterations[1:]]
             n_iter += offset
         self.D_, self.E_, self._codes = result.D, result.E, result.Z
         self.energy_history_ = energy
         self.objective_history_ = [terms["total"] for terms in energy]
         self.inner_history_ = inner
         self.certificate_history_ = certificates
+        self.history_iterations_ = iterations
         self.n_iter_ = n_iter
         self.converged_ = result.converged
         self.stop_reason_ = result.status
@@ -687,7 +728,9 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             the arithmetic allows.
         max_iter : int, optional
             Most FISTA iterations of the exact solve; ``10 * max_inner`` by
-            default. Stopping there warns (``ConvergenceWarning``).
+            default. Stopping there warns (``ConvergenceWarning``). With the
+            homotopy (``code_solver``), the codes are exact and FISTA only
+            certifies them.
         """
         if method not in TRANSFORM_METHODS:
             raise ValueError(f"method must be one of {TRANSFORM_METHODS}, got {method!r}")
@@ -709,6 +752,7 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             max_iter=max_iter,
             criterion="kkt",
             momentum=_TRANSFORM_MOMENTUM,
+            solver=self.code_solver,
         )
         if not result.converged:
             warnings.warn(
@@ -802,6 +846,7 @@ _FITTED = (
     "E_",
     "objective_history_",
     "energy_history_",
+    "history_iterations_",
     "n_iter_",
     "converged_",
     "n_features_in_",

@@ -265,6 +265,10 @@ class FistaResult:
     (``"kkt"``). For the monotone momenta ``objective`` never increases, to
     the last bit; ``smooth`` and ``penalty`` alone may.
 
+    ``solver`` is ``"fista"``, or ``"lars"`` when
+    :func:`eaelib.subproblems.code_step` solved by the homotopy first (then
+    entry 1 of the histories is the homotopy's point).
+
     ``status`` says why it stopped: ``"converged"`` (every block's
     certificate met its tolerance, or the rounding floor of its arithmetic),
     ``"max_iter"``, or ``"stalled"`` (some block could make no step at all,
@@ -280,6 +284,7 @@ class FistaResult:
     certificate: list = field(default_factory=list)
     criterion: str = "gap"
     status: str = "max_iter"
+    solver: str = "fista"
 
 
 def fista(f, g, x0, *, rtol=1e-6, max_iter=100, criterion="gap", momentum="restart", atol=None, polish=0, chunk=None):

@@ -10,9 +10,10 @@ import numpy as np
 
 from ._array import from_numpy, get_namespace, sq_norm, to_numpy
 from ._validation import check_random_state
-from .fista import certificate, fista, project_columns
+from .fista import certificate, project_columns
 from .subproblems import (
     code_problem,
+    code_step,
     dictionary_statistics,
     encoder_statistics,
     energy_terms,
@@ -58,7 +59,10 @@ class LearningResult:
     block-stationary to that tolerance. ``status`` says why learning stopped:
     ``"converged"``, ``"max_outer"``, ``"stalled"`` (an outer iteration could
     not lower the energy beyond the rounding of its evaluation),
-    ``"callback"`` or ``"interrupted"``.
+    ``"callback"`` or ``"interrupted"``. ``iterations`` lists the outer
+    iteration (or epoch) of each entry of ``certificates`` (and of ``energy``
+    past its first): every one for :func:`learn`, the certified epochs for
+    :func:`eaelib.online.learn_online`.
     """
 
     Z: Array
@@ -74,6 +78,7 @@ class LearningResult:
     certificates: list = field(default_factory=list)
     status: str = "max_outer"
     multipliers: dict = field(default_factory=dict)
+    iterations: list = field(default_factory=list)
 
     def record(self, iteration, terms, gaps, rtol, callback):
         """Append an outer iteration's energy and block gaps; True when learning should stop.
@@ -82,6 +87,7 @@ class LearningResult:
         ``converged``), or when ``callback(iteration, terms)`` returns True.
         """
         self.n_iter = iteration
+        self.iterations.append(iteration)
         self.energy.append(terms)
         self.certificates.append(gaps)
         self.converged = max(gaps.values()) <= rtol * abs(terms["total"])
@@ -112,6 +118,10 @@ class EnergyIncreaseError(ArithmeticError):
         super().__init__(message)
         self.result = result
 
+
+#: Epochs between two certifying passes of online learning (:func:`eaelib.online.learn_online`), and
+#: after the last epoch, always: a pass costs about an epoch.
+CERTIFY_EVERY = 5
 
 #: Initializations of :func:`initialize`.
 INITIALIZATIONS = ("random", "data", "svd")
@@ -186,15 +196,19 @@ def reinitialize_dead_atoms(X, Z, D):
     n_replaced : int
     """
     xp = get_namespace(X, Z, D)
-    dead = to_numpy(dead_atoms(Z))
+    dead = np.array(to_numpy(dead_atoms(Z)))  # a copy: it may be trimmed below
     n_dead = int(dead.sum())
     if n_dead == 0:
         return D, 0
     residual = X - D @ Z
     errors = to_numpy(xp.sum(residual * residual, axis=0))
     worst = np.argsort(errors)[::-1][:n_dead]
-    if errors[worst[-1]] == 0:  # nothing left to explain
+    worst = worst[errors[worst] > 0]  # nothing left to explain in the others
+    if worst.size == 0:
         return D, 0
+    # With fewer samples left to explain than dead atoms, the first dead atoms take them; the rest stay.
+    dead[np.flatnonzero(dead)[worst.size :]] = False
+    n_dead = worst.size
     source = np.zeros(D.shape[1], dtype=np.int64)
     source[dead] = worst
     candidates = xp.take(residual, from_numpy(xp, source, device=X.device), axis=1)
@@ -219,6 +233,7 @@ def learn(
     rtol=1e-3,
     inner_rtol=1e-4,
     solver="dual",
+    code_solver="auto",
     reinit_dead_atoms=False,
     callback=None,
     multipliers=None,
@@ -258,6 +273,11 @@ def learn(
     solver : {"dual", "fista"}
         Solver of the D- and E-steps: Newton on the Lagrange dual (exact,
         see :mod:`eaelib.dual`) or FISTA with at most ``max_inner`` iterations.
+    code_solver : {"auto", "lars", "fista"}
+        Solver of the Z-steps (:func:`~eaelib.subproblems.choose_code_solver`):
+        the compiled homotopy, exact, where the problem is barely strongly
+        convex (then a Z-step is exact, whatever ``inner_rtol``), FISTA
+        elsewhere.
     reinit_dead_atoms : bool
         After each Z-step, replace the atoms no code uses (see
         :func:`reinitialize_dead_atoms`); the energy is unchanged by it.
@@ -283,10 +303,12 @@ def learn(
         If the energy rises beyond the rounding error of its evaluation,
         which only a wrong block solver can cause.
     """
-    from .subproblems import BALL_SOLVERS
+    from .subproblems import BALL_SOLVERS, CODE_SOLVERS
 
     if solver not in BALL_SOLVERS:
         raise ValueError(f"solver must be one of {BALL_SOLVERS}, got {solver!r}")
+    if code_solver not in CODE_SOLVERS:
+        raise ValueError(f"code_solver must be one of {CODE_SOLVERS}, got {code_solver!r}")
     xp = get_namespace(X, Z, D, E)
     weights = dict(lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s, lambda_g=lambda_g, laplacian=laplacian)
     eps = float(xp.finfo(X.dtype).eps)
@@ -339,9 +361,10 @@ def learn(
             res = check(
                 "Z",
                 k,
-                fista,
+                code_step,
                 *problem,
                 Z,
+                solver=code_solver,
                 rtol=z_rtol,
                 max_iter=max_inner,
                 momentum=_Z_MOMENTUM,

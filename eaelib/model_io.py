@@ -9,6 +9,10 @@ attributes (:func:`write_model`), :func:`~eaelib.load_model` builds the estimato
 * ``D_``, ``E_`` (in their floating dtype), ``objective_history_`` and, per
   energy term, ``energy_<term>`` (float64 arrays, one entry per outer
   iteration, entry 0 being the initialization);
+* ``history_iterations_`` (format 3, int64): the outer iteration (or epoch)
+  of each entry of those histories, 0 first; an online fit certifies only
+  every ``certify_every`` epochs, so its histories can be shorter than
+  ``n_iter_ + 1``;
 * ``n_iter_``, ``converged_``, ``n_features_in_``, ``n_dead_atoms_`` and
   ``n_reinitialized_atoms_`` (0-d arrays);
 * every hyper-parameter as ``param_<name>``: numbers and booleans as 0-d
@@ -19,7 +23,9 @@ attributes (:func:`write_model`), :func:`~eaelib.load_model` builds the estimato
   and ``patch_centered``, all three or none;
 * ``eaelib_version`` (the version that wrote it) and ``format_version``.
 
-Format 1 (eaelib 0.1.0) is format 2 without the patch layout; both are read.
+Format 1 (eaelib 0.1.0) is format 2 without the patch layout; format 2 is format 3 without
+``history_iterations_`` (one history entry per outer iteration) and without the parameters
+``code_solver`` and ``certify_every`` (read as their defaults). All three are read.
 """
 
 from __future__ import annotations
@@ -37,9 +43,11 @@ from ._version import __version__
 from .patches import PatchLayout
 
 #: Version of the file layout written by :func:`write_model`.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Versions :func:`read_model` reads.
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
+#: Hyper-parameters that files before format 3 lack: they are read as the estimator's defaults.
+PARAMS_SINCE_3 = ("code_solver", "certify_every")
 #: Terms of ``energy_history_``, each stored as ``energy_<term>``.
 ENERGY_TERMS = ("data", "encoder", "sparsity", "graph", "total")
 PARAM_PREFIX = "param_"
@@ -52,15 +60,29 @@ _INT64 = np.iinfo(np.int64)
 # Fitted counts stored as 0-d int64 arrays.
 COUNTS = ("n_dead_atoms_", "n_reinitialized_atoms_")
 #: The fitted attributes a model file holds (``energy_history_`` as one array per term).
-FITTED = ("D_", "E_", "objective_history_", "energy_history_", "n_iter_", "converged_", "n_features_in_", *COUNTS)
+FITTED = (
+    "D_",
+    "E_",
+    "objective_history_",
+    "energy_history_",
+    "history_iterations_",
+    "n_iter_",
+    "converged_",
+    "n_features_in_",
+    *COUNTS,
+)
 #: The patch layout's arrays (format 2, optional).
 PATCH_KEYS = ("patch_size", "patch_stride", "patch_centered")
 
 
-def _expected_keys(param_names):
+def _expected_keys(param_names, version=FORMAT_VERSION):
     fixed = ["D_", "E_", "objective_history_", "n_iter_", "converged_", "n_features_in_", *COUNTS]
     fixed += [f"energy_{term}" for term in ENERGY_TERMS]
     fixed += ["eaelib_version", "format_version"]
+    if version >= 3:
+        fixed.append("history_iterations_")
+    else:
+        param_names = [name for name in param_names if name not in PARAMS_SINCE_3]
     return set(fixed) | {PARAM_PREFIX + name for name in param_names}
 
 
@@ -143,6 +165,7 @@ def write_model(path, params, fitted, patch_layout=None):
         "D_": np.asarray(to_numpy(fitted["D_"])),
         "E_": np.asarray(to_numpy(fitted["E_"])),
         "objective_history_": np.asarray(fitted["objective_history_"], dtype=np.float64),
+        "history_iterations_": np.asarray(fitted["history_iterations_"], dtype=np.int64),
         "n_iter_": np.array(int(fitted["n_iter_"]), dtype=np.int64),
         "converged_": np.array(bool(fitted["converged_"])),
         "n_features_in_": np.array(int(fitted["n_features_in_"]), dtype=np.int64),
@@ -244,7 +267,9 @@ def read_model(path, param_names):
             f"reads format_version {FORMAT_VERSION} (and {older})"
         )
     param_names = list(param_names)
-    expected = _expected_keys(param_names)
+    expected = _expected_keys(param_names, version)
+    if version < 3:
+        param_names = [name for name in param_names if name not in PARAMS_SINCE_3]
     optional = set(PATCH_KEYS) if version >= 2 else set()
     missing, extra = sorted(expected - arrays.keys()), sorted(arrays.keys() - expected - optional)
     present = [key for key in PATCH_KEYS if key in arrays]
@@ -260,6 +285,8 @@ def read_model(path, param_names):
     try:
         params = {name: _decode_param(name, arrays[PARAM_PREFIX + name]) for name in param_names}
         D, E = arrays["D_"], arrays["E_"]
+        if version < 3:  # one history entry per outer iteration
+            arrays["history_iterations_"] = np.arange(int(arrays["n_iter_"]) + 1, dtype=np.int64)
         _check_contents(arrays, D, E)
         patch_layout = _decode_patch_layout(arrays) if present else None
     except (ValueError, TypeError, KeyError) as exc:
@@ -274,6 +301,7 @@ def read_model(path, param_names):
             {term: float(column[k]) for term, column in zip(ENERGY_TERMS, columns, strict=True)}
             for k in range(n_points)
         ],
+        "history_iterations_": [int(k) for k in arrays["history_iterations_"]],
         "n_iter_": int(arrays["n_iter_"]),
         "converged_": bool(arrays["converged_"]),
         "n_features_in_": int(arrays["n_features_in_"]),
@@ -308,10 +336,23 @@ def _check_contents(arrays, D, E):
             raise ValueError(f"{name} must be a 0-d array of kind {kinds!r}, got {arrays[name].dtype}")
     if int(arrays["n_features_in_"]) != D.shape[0]:
         raise ValueError(f"n_features_in_ is {int(arrays['n_features_in_'])} but D_ has {D.shape[0]} rows")
-    n_points = int(arrays["n_iter_"]) + 1
+    iterations = arrays["history_iterations_"]
+    n_iter = int(arrays["n_iter_"])
+    if (
+        iterations.ndim != 1
+        or iterations.dtype.kind not in "iu"
+        or iterations.size == 0
+        or iterations[0] != 0
+        or np.any(np.diff(iterations) <= 0)
+        or iterations[-1] > n_iter
+    ):
+        raise ValueError(
+            f"history_iterations_ must be increasing integers from 0 to at most n_iter_ = {n_iter}, got {iterations}"
+        )
+    n_points = iterations.size
     for name in ["objective_history_"] + [f"energy_{term}" for term in ENERGY_TERMS]:
         if arrays[name].shape != (n_points,) or arrays[name].dtype != np.float64:
             raise ValueError(
-                f"{name} must be a float64 array of n_iter_ + 1 = {n_points} entries, "
+                f"{name} must be a float64 array of one entry per history_iterations_ ({n_points}), "
                 f"got shape {arrays[name].shape} and dtype {arrays[name].dtype}"
             )

@@ -80,7 +80,8 @@ def plot_energy(model):
     """
     _check_fitted(model, "energy_history_")
     history = model.energy_history_
-    iterations = np.arange(len(history))
+    # An online fit certifies every certify_every epochs: its history says which (older models: every one).
+    iterations = np.asarray(getattr(model, "history_iterations_", range(len(history))))
     fig = _figure(figsize=(6.4, 4.2))
     ax = fig.add_subplot()
     total = np.array([terms["total"] for terms in history], dtype=np.float64)

@@ -47,7 +47,8 @@ SCRIPT = textwrap.dedent(
     params = model.get_params()
     assert params["n_atoms"] == 6 and params["max_outer"] == 4 and params["random_state"] == 0, params
     assert set(params) == {"n_atoms", "lambda_d", "lambda_e", "lambda_s", "lambda_g", "max_outer", "max_inner",
-                           "rtol", "inner_rtol", "solver", "algorithm", "batch_size", "shuffle", "init",
+                           "rtol", "inner_rtol", "solver", "code_solver", "algorithm", "certify_every",
+                           "batch_size", "shuffle", "init",
                            "random_state", "backend", "dtype", "progress",
                            "warm_start", "reinit_dead_atoms", "callback"}, params
     assert model.set_params(lambda_s=0.5, n_atoms=5) is model

@@ -257,8 +257,38 @@ def save_and_return(model, path):
     return path
 
 
-def test_format_1_files_are_read(saved, model, X):
+def older(arrays):
+    """The arrays of a file written before format 3: no history_iterations_, code_solver or certify_every."""
+    since_3 = ("history_iterations_", "param_code_solver", "param_certify_every")
+    return {key: value for key, value in arrays.items() if key not in since_3}
+
+
+def test_format_2_files_are_read_with_the_new_parameters_at_their_defaults(saved, model, X):
     arrays = read(saved)
+    write(saved, {**arrays, "format_version": np.array(2)})
+    with pytest.raises(ValueError, match="unexpected arrays: history_iterations_, param_certify_every"):
+        load_model(saved)
+    write(saved, {**older(arrays), "format_version": np.array(2)})
+    loaded = load_model(saved)
+    assert loaded.code_solver == "auto" and loaded.certify_every == eaelib.EnergyAutoEncoder().certify_every
+    assert loaded.history_iterations_ == list(range(model.n_iter_ + 1))
+    assert_same_model(loaded, model, X)
+
+
+def test_the_history_iterations_are_checked(saved):
+    arrays = read(saved)
+    n = len(arrays["objective_history_"])
+    for iterations in (np.arange(1, n + 1), np.zeros(n, dtype=np.int64), np.arange(n) * 10**6):
+        write(saved, {**arrays, "history_iterations_": iterations})
+        with pytest.raises(ValueError, match="history_iterations_ must be increasing integers from 0"):
+            load_model(saved)
+    write(saved, {**arrays, "history_iterations_": arrays["history_iterations_"][:-1]})
+    with pytest.raises(ValueError, match="objective_history_ must be a float64 array of one entry per"):
+        load_model(saved)
+
+
+def test_format_1_files_are_read(saved, model, X):
+    arrays = older(read(saved))
     assert "patch_size" not in arrays
     write(saved, {**arrays, "format_version": np.array(1)})
     loaded = load_model(saved)

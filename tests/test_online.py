@@ -40,12 +40,32 @@ def test_statistics_are_the_weighted_sums():
     assert stats.weight == 0.5 * 5 + 7
 
 
-def test_forgetting_weighs_early_batches_less_and_tends_to_one():
-    factors = [forgetting(step, 64) for step in range(5000)]
+def test_mairal_forgetting_weighs_early_batches_less_and_tends_to_one():
+    factors = [forgetting(step, 64, "mairal") for step in range(5000)]
     assert factors[0] == pytest.approx(1 / 65)  # the first batch is almost forgotten
     assert all(0 < f < 1 for f in factors)
     assert all(b >= a for a, b in itertools.pairwise(factors))
     assert factors[-1] > 0.99
+
+
+def test_recent_forgetting_remembers_a_sixteenth_of_the_samples_seen():
+    b = 64
+    factors = [forgetting(step, b) for step in range(100_000)]
+    assert factors[0] == pytest.approx((b + 1) / (2 * b + 1))  # two batches' worth at first
+    assert all(0 < f < 1 for f in factors)
+    assert all(y >= x for x, y in itertools.pairwise(factors))
+    # The sums behave as a sum over the last θ samples, θ/(θ + 1 − b) … : after t batches θ = t·b/16.
+    for t in (1000, 10_000, 99_999):
+        theta = (t + 1) * b // 16
+        assert factors[t] == pytest.approx((theta + 1 - b) / (theta + 1))
+    assert factors[-1] > 0.99
+    # The weight left to the first epoch of N = 10 * b samples after 20 epochs is negligible with this
+    # schedule; Mairal's keeps a far larger share (what slowed online learning, measured in the bench).
+    recent = np.prod(factors[10:200])
+    mairal = np.prod([forgetting(step, b, "mairal") for step in range(10, 200)])
+    assert recent < 1e-3 < mairal
+    with pytest.raises(ValueError, match="forgetting must be one of"):
+        forgetting(0, b, "never")
 
 
 def test_minibatches_visit_every_sample_once_per_epoch():
@@ -86,19 +106,36 @@ def test_the_energy_falls_every_epoch_and_the_fit_is_certified(patches):
     assert energy - oracles.energy(X, Z, best_D, E, *lambdas) <= gaps["D"] + model.rtol * energy
 
 
-def test_the_model_is_block_stationary_on_its_statistics(patches):
-    """After every batch D and E minimize the surrogate built from the running sums."""
+def surrogate(W, gram, b, c, weight):
+    """The D- or E-subproblem on running sums: weight/2 (c + tr(W G Wᵀ) − 2 tr(W Bᵀ))."""
+    return 0.5 * weight * (c + np.sum((W @ gram) * W) - 2 * np.sum(W * b))
+
+
+def test_after_every_batch_e_minimizes_its_surrogate_and_d_lowers_its_own(patches):
+    """E is solved exactly on the running sums; D takes one coordinate pass from where it was."""
     model = online()
     for start_ in range(0, 600, 100):
+        D_before = None if not hasattr(model, "D_") else model.D_.copy()
         model.partial_fit(patches[start_ : start_ + 100])
     stats = model._online.statistics
+    best = oracles.ball_least_squares(stats.xx, stats.xz.T, model.lambda_e)
+    E_args = (stats.xx, stats.xz.T, stats.z_sq, model.lambda_e)
+    assert surrogate(model.E_, *E_args) <= surrogate(best, *E_args) + 1e-9 * abs(stats.z_sq * model.lambda_e)
+    D_args = (stats.zz, stats.xz, stats.x_sq, model.lambda_d)
+    assert surrogate(model.D_, *D_args) <= surrogate(D_before, *D_args)
+    best = oracles.ball_least_squares(stats.zz, stats.xz, model.lambda_d)
+    assert surrogate(model.D_, *D_args) >= surrogate(best, *D_args) - 1e-9 * abs(stats.x_sq * model.lambda_d)
 
-    def surrogate(W, gram, b, c, weight):
-        return 0.5 * weight * (c + np.sum((W @ gram) * W) - 2 * np.sum(W * b))
 
+def test_the_exact_dictionary_step_is_block_stationary_on_its_statistics(patches):
+    X = patches[:600].T
+    _, D0, E0 = eaelib.initialize(X, 24, 0)
+    weights = dict(lambda_d=10.0, lambda_e=10.0, lambda_s=1.0)
+    _, state = learn_online(X, D0, E0, **weights, batch_size=100, max_epochs=1, dictionary_step="exact")
+    stats = state.statistics
     for W, gram, b, c, weight in (
-        (model.D_, stats.zz, stats.xz, stats.x_sq, model.lambda_d),
-        (model.E_, stats.xx, stats.xz.T, stats.z_sq, model.lambda_e),
+        (state.D, stats.zz, stats.xz, stats.x_sq, weights["lambda_d"]),
+        (state.E, stats.xx, stats.xz.T, stats.z_sq, weights["lambda_e"]),
     ):
         best = oracles.ball_least_squares(gram, b, weight)
         assert surrogate(W, gram, b, c, weight) <= surrogate(best, gram, b, c, weight) + 1e-9 * abs(c * weight)

@@ -42,7 +42,8 @@ def test_plot_energy_draws_the_history(model, tmp_path):
     assert ax.get_yscale() == "log"
     assert ax.get_xlabel() == "outer iteration"
     total = ax.lines[0]
-    np.testing.assert_array_equal(total.get_xdata(), np.arange(model.n_iter_ + 1))
+    np.testing.assert_array_equal(total.get_xdata(), np.arange(model.n_iter_ + 1))  # batch: every iteration
+    np.testing.assert_array_equal(total.get_xdata(), model.history_iterations_)
     np.testing.assert_array_equal(total.get_ydata(), model.objective_history_)
     labels = [line.get_label() for line in ax.lines]
     assert [label.split()[0] for label in labels[1:4]] == ["data", "encoder", "sparsity"]
