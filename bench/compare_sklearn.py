@@ -56,7 +56,9 @@ def dictionary_learning(workload, alpha, config):
         ``codes``, ``components``, ``seconds`` and ``n_iter``.
     """
     _, D0, _ = workload.initial()
-    codes, components = np.zeros((workload.N, workload.n_atoms)), np.asfortranarray(D0.T)
+    # A copy of its own: np.asfortranarray(D0.T) would be a view of D0, and scikit-learn updates its
+    # dict_init in place (harmless only while every program builds a fresh D0).
+    codes, components = np.zeros((workload.N, workload.n_atoms)), np.array(D0.T, order="F")
     X = workload.X.T
     times, costs = [0.0], []
     start = time.perf_counter()

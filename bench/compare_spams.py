@@ -6,28 +6,49 @@ and ``λ₁ = λ_s/λ_d`` that is eaelib's energy divided by ``λ_d``. SPAMS run
 ``trainDL`` for 100, 300 and 3000 iterations of batches of 256 from eaelib's
 ``D0``, then ``lasso`` for the codes of all the samples; its time counts
 both, and its energy is eaelib's energy of those codes and that dictionary.
-eaelib's online learner (:func:`eaelib.online.learn_online`, batches of 256,
-its energy known at every epoch's end from the certifying pass, whose time is
-counted) and its batch learner (:func:`eaelib.learn`) then run from the same
-``D0`` until they reach each SPAMS energy or give up.
+eaelib's online learner (:func:`eaelib.online.learn_online` with its defaults:
+exact codes by the compiled homotopy, one coordinate pass on D per batch, the
+"recent" forgetting schedule; batches of ``ONLINE_BATCH_SIZE``) runs as a user
+would run it: from ``D0`` for a set number of epochs (fractions of one at
+large N, as SPAMS's ``iter`` counts batches), certified once at the end
+(exact codes of every sample: its energy), each count a fresh run timed whole.
+The time to a SPAMS energy is the time of the first run in the schedule that
+reaches it (an upper bound: a count between two of the schedule's might do).
+The batch learner (:func:`eaelib.learn`) runs from the same ``D0`` until it
+reaches each energy or gives up.
 
-Targets (issue "Online learning as fast as the fastest dictionary learner"):
-reach the energy of SPAMS's 100 iterations in no more time than SPAMS
-(ratio ≥ 1), and end no worse than SPAMS's 3000 iterations.
+The same section times the exact codes of every sample for SPAMS's learned
+dictionary: ``spams.lasso`` against :func:`eaelib.homotopy.lasso_gram` (which
+forms ``DᵀD`` and ``DᵀX`` first, as ``spams.lasso`` does), and their agreement.
+
+Targets (issue "The fastest dictionary learner on a CPU core"): reach the energy
+of SPAMS's 100 iterations ≥ 1.5× faster than SPAMS, and SPAMS's 3000-iteration
+energy in no more time than SPAMS takes; exact codes no slower than ``spams.lasso``.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import tempfile
+import time
+
 import numpy as np
 
 import eaelib
+from eaelib.homotopy import lasso_gram
 from eaelib.online import learn_online
 
-from .measure import EnergyTrace, eaelib_time_to_energy, median_time, time_to_energy
+from .measure import eaelib_time_to_energy, median_time, run_worker
 from .report import Row
 
-TARGET_RATIO = 1.0
-BATCH_SIZE = 256
+TARGET_RATIO = 1.5  # to SPAMS's first (100-iteration) energy
+TARGET_LAST_RATIO = 1.0  # to its last (3000-iteration) energy
+TARGET_CODES_RATIO = 1.0
+BATCH_SIZE = 256  # SPAMS's batches
+ONLINE_BATCH_SIZE = 128  # eaelib's (measured faster to every SPAMS energy at both sizes than 256)
+# Epoch counts of eaelib's online runs, each a fresh run certified at its end.
+EPOCH_SCHEDULE = (0.125, 0.25, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
 def spams_fit(workload, alpha, iterations, threads):
@@ -55,29 +76,70 @@ def spams_energy(workload, lambdas, D, codes):
 
 
 def online_time_to_energy(workload, lambdas, targets, *, max_epochs, time_budget):
-    """eaelib's online learner from D0 until every target is reached (or the budget runs out)."""
+    """eaelib's online learner from D0, a fresh run per epoch count, until every target is reached.
+
+    Stops when every target is reached, at ``max_epochs``, or once the runs together took ``time_budget``.
+    """
     _, D0, E0 = workload.initial()
-    trace = EnergyTrace(target=min(targets.values()), time_budget=time_budget).start()
-    learn_online(
-        workload.X,
-        D0,
-        E0,
-        **lambdas,
-        batch_size=BATCH_SIZE,
-        max_epochs=max_epochs,
-        rtol=0.0,
-        random_state=workload.seed,
-        callback=trace,
-    )
-    result = {"trace": {"times": trace.times, "energies": trace.energies}}
+    times, energies, counts = [], [], []
+    spent = 0.0
+    for epochs in EPOCH_SCHEDULE:
+        if epochs > max_epochs:
+            break
+        start = time.perf_counter()
+        result, _ = learn_online(
+            workload.X,
+            D0.copy(),
+            E0.copy(),
+            **lambdas,
+            batch_size=ONLINE_BATCH_SIZE,
+            max_epochs=epochs,
+            certify_every=math.ceil(epochs),
+            rtol=0.0,
+            random_state=workload.seed,
+        )
+        seconds = time.perf_counter() - start
+        spent += seconds
+        times.append(seconds)
+        energies.append(float(result.energy[-1]["total"]))
+        counts.append(epochs)
+        if energies[-1] <= min(targets.values()) or spent > time_budget:
+            break
+    result = {"trace": {"times": times, "energies": energies, "epochs": counts}}
     for name, energy in targets.items():
-        seconds = time_to_energy(trace.times, trace.energies, energy)
-        result[name] = {"energy": energy, "seconds": seconds, "epochs": _count_to(trace.energies, energy)}
+        reached = next((k for k, e in enumerate(energies) if e <= energy), None)
+        result[name] = {
+            "energy": energy,
+            "seconds": None if reached is None else times[reached],
+            "epochs": None if reached is None else counts[reached],
+        }
     return result
 
 
-def _count_to(energies, energy):
-    return next((k + 1 for k, e in enumerate(energies) if e <= energy), None)
+def exact_codes(workload, D, alpha, threads, repeats):
+    """``spams.lasso`` against :func:`eaelib.homotopy.lasso_gram` for every sample, dictionary ``D``."""
+    import spams
+
+    X = np.asfortranarray(workload.X)
+    Df = np.asfortranarray(D)
+    spams_seconds, spams_runs, codes = median_time(
+        lambda: spams.lasso(X, D=Df, lambda1=alpha, mode=2, numThreads=threads), repeats
+    )
+
+    def ours():
+        return lasso_gram(D.T @ D, D.T @ workload.X, alpha, threads=threads)
+
+    ours()  # compiled already by the learners; the first call here would count numba's cache load
+    seconds, runs, res = median_time(ours, repeats)
+    return {
+        "spams_seconds": spams_seconds,
+        "spams_runs": spams_runs,
+        "eaelib_seconds": seconds,
+        "eaelib_runs": runs,
+        "max_difference": float(np.abs(codes.toarray() - res.Z).max()),
+        "median_steps": float(np.median(res.steps)),
+        "nonzeros_per_code": float(np.mean(np.sum(res.Z != 0, axis=0))),
+    }
 
 
 def run_size(workload, config):
@@ -85,7 +147,7 @@ def run_size(workload, config):
     lambdas = dict(workload.lambdas, lambda_e=0.0)
     alpha = lambdas["lambda_s"] / lambdas["lambda_d"]
     threads = config.threads or 1
-    spams_runs = {}
+    spams_runs, first_D = {}, None
     for iterations in config.spams_iterations:
         seconds, times, (D, codes) = median_time(
             lambda it=iterations: spams_fit(workload, alpha, it, threads), config.reference_repeats
@@ -97,6 +159,7 @@ def run_size(workload, config):
             "energy": spams_energy(workload, lambdas, D, codes),
             "nonzero_fraction": float(np.mean(codes != 0)),
         }
+        first_D = D if first_D is None else first_D
     targets = {name: run["energy"] for name, run in spams_runs.items()}
     slowest = max(run["seconds"] for run in spams_runs.values())
     budget = config.eaelib_patience * slowest
@@ -105,6 +168,8 @@ def run_size(workload, config):
         workload, targets, lambdas=lambdas, repeats=1, max_outer=config.eaelib_max_outer, time_budget=budget
     )
     result = {"size": workload.size.label, "N": workload.N, "alpha": alpha, "spams": spams_runs}
+    result["online_batch_size"] = ONLINE_BATCH_SIZE
+    result["codes"] = exact_codes(workload, first_D, alpha, threads, config.repeats)
     for name, learner in (("online", online), ("batch", batch)):
         trace = learner["trace"]
         result[name] = {
@@ -117,38 +182,85 @@ def run_size(workload, config):
 
 
 def rows(results):
-    """Per size: online and batch against SPAMS's 100 iterations (time), and against its 3000 (energy)."""
+    """Per size: online and batch against SPAMS's first and last energies (time), and the exact codes."""
     table = []
     for r in results:
         its = sorted(r["spams"], key=int)
-        first, last = r["spams"][its[0]], r["spams"][its[-1]]
         for learner in ("online", "batch"):
             eae = r[learner]
-            reached = eae["reached"][its[0]]["seconds"]
-            ratio = first["seconds"] / (reached or eae["elapsed"] or float("inf"))
-            reach = f"{reached:.3g} s" if reached is not None else f"not reached in {eae['elapsed']:.3g} s"
-            table.append(
-                Row(
-                    comparison=f"6. {learner} vs SPAMS {its[0]} iter (time)",
-                    size=f"{r['size']} ({r['N']})",
-                    measured=f"SPAMS {first['seconds']:.3g} s to E = {first['energy']:.6g}; eaelib {reach}",
-                    ratio=ratio,
-                    ratio_is_upper_bound=reached is None,
-                    target=f"≥ {TARGET_RATIO:g}×",
-                    met=reached is not None and ratio >= TARGET_RATIO,
+            for it, target in ((its[0], TARGET_RATIO), (its[-1], TARGET_LAST_RATIO)):
+                ref = r["spams"][it]
+                reached = eae["reached"][it]["seconds"]
+                ratio = ref["seconds"] / (reached or eae["elapsed"] or float("inf"))
+                reach = f"{reached:.3g} s" if reached is not None else f"not reached in {eae['elapsed']:.3g} s"
+                if reached is not None and learner == "online":
+                    reach += f" ({eae['reached'][it]['epochs']:g} epochs)"
+                table.append(
+                    Row(
+                        comparison=f"6. {learner} vs SPAMS {it} iter (time)",
+                        size=f"{r['size']} ({r['N']})",
+                        measured=f"SPAMS {ref['seconds']:.3g} s to E = {ref['energy']:.6g}; eaelib {reach}; "
+                        f"eaelib's best E = {eae['best_energy']:.6g}",
+                        ratio=ratio,
+                        ratio_is_upper_bound=reached is None,
+                        target=f"≥ {target:g}×",
+                        met=reached is not None and ratio >= target,
+                    )
                 )
+        codes = r["codes"]
+        table.append(
+            Row(
+                comparison="6. exact codes vs spams.lasso",
+                size=f"{r['size']} ({r['N']})",
+                measured=f"spams.lasso {codes['spams_seconds']:.3g} s, eaelib {codes['eaelib_seconds']:.3g} s; "
+                f"{codes['nonzeros_per_code']:.1f} non-zeros per code, {codes['median_steps']:g} steps (median); "
+                f"codes within {codes['max_difference']:.1e}",
+                ratio=codes["spams_seconds"] / codes["eaelib_seconds"],
+                ratio_is_upper_bound=False,
+                target=f"≥ {TARGET_CODES_RATIO:g}×",
+                met=codes["spams_seconds"] >= TARGET_CODES_RATIO * codes["eaelib_seconds"],
             )
-            best = eae["best_energy"]
-            table.append(
-                Row(
-                    comparison=f"6. {learner} vs SPAMS {its[-1]} iter (energy)",
-                    size=f"{r['size']} ({r['N']})",
-                    measured=f"SPAMS E = {last['energy']:.6g} in {last['seconds']:.3g} s; eaelib best "
-                    f"E = {best:.6g} in {eae['elapsed']:.3g} s",
-                    ratio=last["energy"] / best if best else None,
-                    ratio_is_upper_bound=False,
-                    target="E ≤ SPAMS's",
-                    met=best is not None and best <= last["energy"],
-                )
-            )
+        )
     return table
+
+
+def jit_cost(size, threads):
+    """One epoch of online learning in a fresh process, with numba's cache empty, then filled, then warm.
+
+    Each process runs :mod:`bench.jit_worker`; both use the same new cache folder (``NUMBA_CACHE_DIR``),
+    so the first compiles and writes the cache, the second loads it.
+    """
+    arguments = ["--stride", size.stride, "--batch-size", ONLINE_BATCH_SIZE]
+    if size.max_samples is not None:
+        arguments += ["--max-samples", size.max_samples]
+    previous = os.environ.get("NUMBA_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="eaelib-numba-cache-") as cache:
+        os.environ["NUMBA_CACHE_DIR"] = cache
+        try:
+            cold = run_worker("bench.jit_worker", arguments, threads)
+            cached = run_worker("bench.jit_worker", arguments, threads)
+        finally:
+            if previous is None:
+                del os.environ["NUMBA_CACHE_DIR"]
+            else:
+                os.environ["NUMBA_CACHE_DIR"] = previous
+    return {"cold": cold, "cached": cached}
+
+
+def jit_rows(jit, size):
+    """What a user waits for the first fit: cold, cached and warm, reported (no target)."""
+    cold, cached = jit["cold"], jit["cached"]
+    return [
+        Row(
+            comparison="6. first online fit in a fresh process (1 epoch)",
+            size=size.label,
+            measured=f"numba cache empty {cold['first_fit_seconds']:.3g} s, cached "
+            f"{cached['first_fit_seconds']:.3g} s, warm {cached['warm_fit_seconds']:.3g} s "
+            f"(import eaelib {cached['import_seconds']:.2g} s)",
+            ratio=cold["first_fit_seconds"] / cached["warm_fit_seconds"],
+            ratio_is_upper_bound=False,
+            target="reported",
+            met=None,
+            ratio_format="times",
+        )
+    ]

@@ -95,7 +95,9 @@ def run_spams(config, workload):
         log(f"6. SPAMS: skipped, spams cannot be imported ({exc}); pip install spams-bin")
         return {"skipped": str(exc)}, []
     results = [compare_spams.run_size(workload(s), config) for s in each(config.sizes, "6. SPAMS vs eaelib (λ_e = 0)")]
-    return {"sizes": results}, compare_spams.rows(results)
+    log("6. numba's compilation: a fresh process's first fit, cold and cached")
+    jit = compare_spams.jit_cost(config.sizes[0], config.threads)
+    return {"sizes": results, "jit": jit}, compare_spams.rows(results) + compare_spams.jit_rows(jit, config.sizes[0])
 
 
 def run_collection(config, workload):
