@@ -14,7 +14,15 @@ result. Both start from eaelib's ``D0`` and ``Z0 = 0``.
 - ``MiniBatchDictionaryLearning`` runs with its own early stopping; its energy
   is that of its dictionary with the exact Lasso codes of all the data.
 
-eaelib's time is its time to first reach each energy.
+eaelib's time is its time to first reach each energy, for both of its learners:
+the batch learner (:func:`eaelib.learn`, with the default ``code_solver``: the
+homotopy at ``λ_e = 0``), timed by a callback at every outer iteration, and the
+online learner, in fresh runs of increasing epoch counts, each certified at its
+end (:func:`bench.measure.online_time_to_energy`, as in comparison 6).
+
+Targets (issue "The fastest dictionary learner on a CPU core"): ≥ 20× faster
+than ``DictionaryLearning`` and ≥ 5× than ``MiniBatchDictionaryLearning`` to
+their energies, for the faster of eaelib's learners.
 """
 
 from __future__ import annotations
@@ -27,10 +35,11 @@ from sklearn.decomposition import DictionaryLearning, MiniBatchDictionaryLearnin
 
 import eaelib
 
-from .measure import eaelib_time_to_energy, median_time
+from .measure import eaelib_time_to_energy, median_time, online_time_to_energy
 from .report import Row, reach_text
 
-TARGET_RATIO = 10.0
+TARGET_RATIO = 20.0  # against DictionaryLearning
+TARGET_MINIBATCH_RATIO = 5.0
 FIT_ALGORITHM = "cd"  # scikit-learn's faster choice here: LARS took 6× longer per iteration on N = 2726
 
 
@@ -130,6 +139,14 @@ def run_size(workload, config):
         max_outer=config.eaelib_max_outer,
         time_budget=config.eaelib_patience * max(dl_seconds, mb_seconds),
     )
+    targets = {"dictionary_learning": dl_energy, "minibatch": mb_energy}
+    online = online_time_to_energy(
+        workload,
+        lambdas,
+        targets,
+        max_epochs=config.online_max_epochs,
+        time_budget=config.eaelib_patience * max(dl_seconds, mb_seconds),
+    )
     elapsed = eae["trace"]["times"][-1]
     result = {
         "size": workload.size.label,
@@ -152,11 +169,15 @@ def run_size(workload, config):
             "energy": mb_energy,
         },
         "eaelib": eae,
+        "eaelib_online": online,
     }
     for name, seconds in (("dictionary_learning", dl_seconds), ("minibatch", mb_seconds)):
         reached = eae[name]["seconds"]
         result[name]["ratio"] = seconds / (reached or elapsed)
         result[name]["ratio_is_upper_bound"] = reached is None
+        reached = online[name]["seconds"]
+        result[name]["online_ratio"] = seconds / (reached or sum(online["trace"]["times"]))
+        result[name]["online_ratio_is_upper_bound"] = reached is None
     return result
 
 
@@ -166,25 +187,35 @@ def energy_0(workload, lambdas):
 
 
 def rows(results):
-    """Table rows: DictionaryLearning (with a target) and MiniBatch (reported) per size."""
+    """Table rows: DictionaryLearning and MiniBatch per size, for eaelib's batch and online learners."""
     table = []
     for r in results:
         for name, label, target in (
-            ("dictionary_learning", "2. vs sklearn DictionaryLearning", TARGET_RATIO),
-            ("minibatch", "2. vs sklearn MiniBatchDictionaryLearning", None),
+            ("dictionary_learning", "sklearn DictionaryLearning", TARGET_RATIO),
+            ("minibatch", "sklearn MiniBatchDictionaryLearning", TARGET_MINIBATCH_RATIO),
         ):
-            ref, eae = r[name], r["eaelib"][name]
+            ref = r[name]
             what = f"{ref['n_iter']} iter" if name == "dictionary_learning" else f"{ref['n_epochs']:g} epochs"
-            eae_text = reach_text(eae, r["eaelib"]["trace"])
-            table.append(
-                Row(
-                    comparison=label,
-                    size=f"{r['size']} ({r['N']})",
-                    measured=f"sklearn {ref['seconds']:.3g} s ({what}), eaelib {eae_text} to E ≤ {ref['energy']:.6g}",
-                    ratio=ref["ratio"],
-                    ratio_is_upper_bound=ref["ratio_is_upper_bound"],
-                    target=f"≥ {target:g}×" if target else "(reported)",
-                    met=None if target is None else ref["ratio"] >= target and not ref["ratio_is_upper_bound"],
+            online, trace = r["eaelib_online"][name], r["eaelib_online"]["trace"]
+            if online["seconds"] is not None:
+                online_text = f"{online['seconds']:.3g} s ({online['epochs']:g} epochs)"
+            else:
+                online_text = f"not reached in {sum(trace['times']):.3g} s (best E = {min(trace['energies']):.6g})"
+            batch_text = reach_text(r["eaelib"][name], r["eaelib"]["trace"])
+            for learner, ratio, upper, eae_text in (
+                ("batch", ref["ratio"], ref["ratio_is_upper_bound"], batch_text),
+                ("online", ref["online_ratio"], ref["online_ratio_is_upper_bound"], online_text),
+            ):
+                table.append(
+                    Row(
+                        comparison=f"2. {learner} vs {label}",
+                        size=f"{r['size']} ({r['N']})",
+                        measured=f"sklearn {ref['seconds']:.3g} s ({what}), eaelib {eae_text} "
+                        f"to E ≤ {ref['energy']:.6g}",
+                        ratio=ratio,
+                        ratio_is_upper_bound=upper,
+                        target=f"≥ {target:g}×",
+                        met=ratio >= target and not upper,
+                    )
                 )
-            )
     return table

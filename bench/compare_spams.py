@@ -28,27 +28,21 @@ energy in no more time than SPAMS takes; exact codes no slower than ``spams.lass
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
-import time
 
 import numpy as np
 
 import eaelib
 from eaelib.homotopy import lasso_gram
-from eaelib.online import learn_online
 
-from .measure import eaelib_time_to_energy, median_time, run_worker
+from .measure import ONLINE_BATCH_SIZE, eaelib_time_to_energy, median_time, online_time_to_energy, run_worker
 from .report import Row
 
 TARGET_RATIO = 1.5  # to SPAMS's first (100-iteration) energy
 TARGET_LAST_RATIO = 1.0  # to its last (3000-iteration) energy
 TARGET_CODES_RATIO = 1.0
 BATCH_SIZE = 256  # SPAMS's batches
-ONLINE_BATCH_SIZE = 128  # eaelib's (measured faster to every SPAMS energy at both sizes than 256)
-# Epoch counts of eaelib's online runs, each a fresh run certified at its end.
-EPOCH_SCHEDULE = (0.125, 0.25, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
 def spams_fit(workload, alpha, iterations, threads):
@@ -73,47 +67,6 @@ def spams_fit(workload, alpha, iterations, threads):
 
 def spams_energy(workload, lambdas, D, codes):
     return eaelib.energy_terms(workload.X, codes, D, np.zeros(D.T.shape), **lambdas)["total"]
-
-
-def online_time_to_energy(workload, lambdas, targets, *, max_epochs, time_budget):
-    """eaelib's online learner from D0, a fresh run per epoch count, until every target is reached.
-
-    Stops when every target is reached, at ``max_epochs``, or once the runs together took ``time_budget``.
-    """
-    _, D0, E0 = workload.initial()
-    times, energies, counts = [], [], []
-    spent = 0.0
-    for epochs in EPOCH_SCHEDULE:
-        if epochs > max_epochs:
-            break
-        start = time.perf_counter()
-        result, _ = learn_online(
-            workload.X,
-            D0.copy(),
-            E0.copy(),
-            **lambdas,
-            batch_size=ONLINE_BATCH_SIZE,
-            max_epochs=epochs,
-            certify_every=math.ceil(epochs),
-            rtol=0.0,
-            random_state=workload.seed,
-        )
-        seconds = time.perf_counter() - start
-        spent += seconds
-        times.append(seconds)
-        energies.append(float(result.energy[-1]["total"]))
-        counts.append(epochs)
-        if energies[-1] <= min(targets.values()) or spent > time_budget:
-            break
-    result = {"trace": {"times": times, "energies": energies, "epochs": counts}}
-    for name, energy in targets.items():
-        reached = next((k for k, e in enumerate(energies) if e <= energy), None)
-        result[name] = {
-            "energy": energy,
-            "seconds": None if reached is None else times[reached],
-            "epochs": None if reached is None else counts[reached],
-        }
-    return result
 
 
 def exact_codes(workload, D, alpha, threads, repeats):

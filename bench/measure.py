@@ -6,6 +6,7 @@ import datetime
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import statistics
@@ -36,6 +37,11 @@ def run_worker(module, arguments, threads):
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
+
+#: Batches of eaelib's online learner in the comparisons (measured faster than 256 to every SPAMS energy).
+ONLINE_BATCH_SIZE = 128
+#: Epoch counts of eaelib's online runs (:func:`online_time_to_energy`), each a fresh run certified at its end.
+EPOCH_SCHEDULE = (0.125, 0.25, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 #: Packages whose versions every result records.
 PACKAGES = ("eaelib", "numpy", "scipy", "scikit-learn", "pyunlocbox", "threadpoolctl", "matplotlib", "cupy")
@@ -327,3 +333,48 @@ def machine_info():
         "git": git_state(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
+
+
+def online_time_to_energy(workload, lambdas, targets, *, max_epochs, time_budget, batch_size=None):
+    """eaelib's online learner from D0, a fresh run per epoch count of :data:`EPOCH_SCHEDULE`, to every target.
+
+    Each run is :func:`eaelib.online.learn_online` with its defaults (batches of ``batch_size``,
+    :data:`ONLINE_BATCH_SIZE` by default) for that many epochs, certified once at its end, timed whole: what
+    a user who asks for that many epochs waits. The time to a target is that of the first run that reaches
+    it. Stops when every target is reached, at ``max_epochs``, or once the runs together took ``time_budget``.
+    """
+    batch_size = ONLINE_BATCH_SIZE if batch_size is None else batch_size
+    _, D0, E0 = workload.initial()
+    times, energies, counts = [], [], []
+    spent = 0.0
+    for epochs in EPOCH_SCHEDULE:
+        if epochs > max_epochs:
+            break
+        start = time.perf_counter()
+        result, _ = eaelib.online.learn_online(
+            workload.X,
+            D0.copy(),
+            E0.copy(),
+            **lambdas,
+            batch_size=batch_size,
+            max_epochs=epochs,
+            certify_every=math.ceil(epochs),
+            rtol=0.0,
+            random_state=workload.seed,
+        )
+        seconds = time.perf_counter() - start
+        spent += seconds
+        times.append(seconds)
+        energies.append(float(result.energy[-1]["total"]))
+        counts.append(epochs)
+        if energies[-1] <= min(targets.values()) or spent > time_budget:
+            break
+    result = {"trace": {"times": times, "energies": energies, "epochs": counts}}
+    for name, energy in targets.items():
+        reached = next((k for k, e in enumerate(energies) if e <= energy), None)
+        result[name] = {
+            "energy": energy,
+            "seconds": None if reached is None else times[reached],
+            "epochs": None if reached is None else counts[reached],
+        }
+    return result

@@ -93,8 +93,9 @@ _EXPORTS = {
 }
 # Submodules that are public names themselves.
 # original: the 2015 notebook's procedures, defects included (errata); online: learning from running sums
-# (Statistics, the forgetting schedule, learn_online); distributed: the Dask fit (needs dask).
-_SUBMODULES = ("original", "online", "distributed")
+# (Statistics, the forgetting schedule, learn_online); distributed: the Dask fit (needs dask); homotopy: exact
+# codes compiled with numba (lasso_gram); coordinate: the online D-step's coordinate pass.
+_SUBMODULES = ("original", "online", "distributed", "homotopy", "coordinate")
 
 
 def __getattr__(name):
