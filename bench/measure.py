@@ -41,7 +41,7 @@ def run_worker(module, arguments, threads):
 #: Batches of eaelib's online learner in the comparisons (measured faster than 256 to every SPAMS energy).
 ONLINE_BATCH_SIZE = 128
 #: Epoch counts of eaelib's online runs (:func:`online_time_to_energy`), each a fresh run certified at its end.
-EPOCH_SCHEDULE = (0.125, 0.25, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+EPOCH_SCHEDULE = (0.125, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128, 192, 256)
 
 #: Packages whose versions every result records.
 PACKAGES = ("eaelib", "numpy", "scipy", "scikit-learn", "pyunlocbox", "threadpoolctl", "matplotlib", "cupy")

@@ -53,8 +53,10 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         λ_d/2 ‖X − DZ‖² + λ_e/2 ‖Z − EX‖² + λ_s ‖Z‖₁ + λ_g/2 tr(Z L Zᵀ)
 
     subject to unit-norm-bounded columns of ``D`` and ``E``, by alternating
-    certified solves of the three convex subproblems: FISTA for the codes,
-    Newton's method on the Lagrange dual for ``D`` and ``E``. The fit stops
+    certified solves of the three convex subproblems: for the codes, the
+    compiled homotopy (exact) where they are sparse and FISTA elsewhere
+    (``code_solver``), Newton's method on the Lagrange dual for ``D`` and ``E``
+    (online: one coordinate pass on ``D`` per batch). The fit stops
     when no block can lower the energy by more than ``rtol`` times its value
     (each block's duality gap), or warns at ``max_outer``. The formula is in
     the book's orientation (samples as columns); the methods take and return
@@ -216,9 +218,12 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     algorithm: str = param(
         "batch",
         "choice",
-        "'batch': alternate exact block solves over all the samples; 'online': epochs of mini-batches of "
-        "batch_size samples, D and E solved on running sums over the samples (eaelib.online), memory "
-        "independent of the number of samples; both certified at the end of every outer iteration or epoch.",
+        "'batch': alternate block solves over all the samples, certified at every outer iteration; 'online': "
+        "epochs of mini-batches of batch_size samples, exact codes, D and E updated on running sums over the "
+        "samples (eaelib.online), memory independent of the number of samples, certified every certify_every "
+        "epochs. Measured on Barbara (one thread): with the default weights 'batch' is certified first (9.6 s "
+        "against 12.5 s); without the encoder term (lambda_e=0) 'online' is (1.8 s, where 'batch' is not "
+        "certified after 200 outer iterations, 33 s).",
         f"{{{', '.join(repr(a) for a in ALGORITHMS)}}}",
         choices=ALGORITHMS,
         cli="--algorithm",
@@ -245,7 +250,8 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     shuffle: bool = param(
         True,
         "bool",
-        "Shuffle the samples before every epoch (algorithm='online').",
+        "Shuffle the samples before every epoch (algorithm='online'); a dask.array's batches are groups of its "
+        "chunks, and only their order is shuffled (a PatchStream shuffles by its own random_state).",
         "bool",
     )
     init: str = param(

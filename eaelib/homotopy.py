@@ -16,9 +16,13 @@ coherent and ``G`` is singular). This is the method behind SPAMS's ``lasso``
 the papers.
 
 Each step costs ``O(mk + k²)`` for ``k`` active atoms: the direction
-``w = G_AA⁻¹ s_A`` comes from a Cholesky factor of ``G_AA``, which an atom
-joining extends by one row (a forward substitution) and an atom leaving
-shrinks by Givens rotations, never refactored. Guards:
+``w = G_AA⁻¹ s_A`` is a product with the inverse ``H = G_AA⁻¹``, kept up to
+date, never refactored: an atom joining extends it by its Schur complement
+``G_jj − G_jA H G_Aj`` (a bordered inverse), an atom leaving removes its row
+and column by the inverse's own Schur complement (as SPAMS keeps its inverse;
+a Cholesky factor, updated by a forward substitution and Givens rotations,
+was measured 1.3× slower on dense codes, 635 against 480 µs a sample: its
+triangular solves read a column at a time). Guards:
 
 * an atom whose column of ``G`` is (numerically) in the span of the active
   ones (a duplicate, or a coherent atom once the active set spans the data) is
@@ -26,14 +30,17 @@ shrinks by Givens rotations, never refactored. Guards:
   a duplicate the refusal is exact (its correlation follows its twin's); for
   other dependent atoms the result is checked like every other;
 * an atom with ``G_jj ≤ 0`` (a zero atom without the encoder term) never joins;
-* an atom that has just left (its coefficient reached 0) may rejoin at the next step only with the
-  opposite sign: its correlation sits on the boundary it left from.
+* an atom that has just left (its coefficient reached 0) may rejoin at the
+  next step only with the opposite sign: its correlation sits on the boundary
+  it left from.
 
-At the end the codes are recomputed from the final support and signs with the
-factor (``z_A = G_AA⁻¹ (b_A − λ s_A)``), so the path's accumulated rounding
-does not remain in them. The caller (:func:`eaelib.subproblems.solve_codes`)
-certifies the result with the duality gap, as every solve in eaelib, and lets
-FISTA finish any column that does not meet it.
+At the end the codes are recomputed from the final support and signs,
+``z_A = H (b_A − λ s_A)``, with one step of iterative refinement against
+``G_AA`` itself, so that neither the path's accumulated rounding nor the
+inverse's remains in them. Each column is then certified in the kernel by its
+duality gap (the bound of :meth:`eaelib.fista.L1Penalty.gap`), and the caller
+(:func:`eaelib.subproblems.code_step`) lets FISTA finish any column whose gap
+is above its tolerance.
 
 The kernel works in float64 whatever the data's precision (``G`` is ``m × m``:
 the conversion is cheap) and runs columns in parallel on threads, as many as
@@ -104,9 +111,11 @@ def _column(G, b, lam, z, status, sign, active, H, w, u, v, a, c, max_steps):
         for t in range(k):
             u[t] = sign[active[t]]
         _multiply(H, k, u, w)
+        first_row = active[0]
+        w0 = w[0]
         for j in range(m):
-            a[j] = 0.0
-        for t in range(k):
+            a[j] = w0 * G[first_row, j]
+        for t in range(1, k):
             wt = w[t]
             row = active[t]
             for j in range(m):
@@ -118,13 +127,20 @@ def _column(G, b, lam, z, status, sign, active, H, w, u, v, a, c, max_steps):
         for j in range(m):
             if status[j] != 0:
                 continue
-            # |c_j − γ a_j| = λ − γ, on the side of either sign; γ < gamma compared without dividing.
-            for side in (1.0, -1.0):
-                if j == dropped and side == dropped_side:
-                    continue  # it has just left from there: it may only come back on the other side
-                denominator = 1.0 - side * a[j]
+            # |c_j − γ a_j| = λ − γ, on the side of either sign; γ < gamma compared without dividing. An
+            # atom that has just left may come back only on the other side: it sits on the one it left from.
+            aj = a[j]
+            cj = c[j]
+            if j != dropped or dropped_side != 1.0:
+                denominator = 1.0 - aj
                 if denominator > 1e-12:
-                    numerator = max(lam_now - side * c[j], 0.0)
+                    numerator = max(lam_now - cj, 0.0)
+                    if numerator < gamma * denominator:
+                        gamma, event, who = numerator / denominator, 1, j
+            if j != dropped or dropped_side != -1.0:
+                denominator = 1.0 + aj
+                if denominator > 1e-12:
+                    numerator = max(lam_now + cj, 0.0)
                     if numerator < gamma * denominator:
                         gamma, event, who = numerator / denominator, 1, j
         for t in range(k):

@@ -348,59 +348,107 @@ def learn(
         # The kept point is the last one or, if no better, W: either way within the last gap.
         return res.x, res.certificate[-1]
 
-    problem = code_problem(X, D, E, x_col_sq=x_col_sq, **weights)
-    gap_z = certificate(*problem, Z)
+    # The iterate and its Z-problem, carried from one outer iteration to the next.
+    current = {"Z": Z, "D": D, "E": E, "problem": code_problem(X, D, E, x_col_sq=x_col_sq, **weights)}
+    current["gap_z"] = certificate(*current["problem"], Z)
+
+    def advance(k):
+        """One outer iteration: the Z-, D- and E-steps; False when it cannot lower the energy."""
+        Z, D, E, problem = current["Z"], current["D"], current["E"], current["problem"]
+        # Inexact Z-steps: a tenth of the gap they start from is enough, and inner_rtol of the
+        # energy always is, but never more than a tenth of the outer tolerance (with inner_rtol ≥
+        # rtol a Z-step would otherwise stop at once, short of what convergence needs); the
+        # outer certificate, not this one, decides convergence.
+        z_rtol = min(inner_rtol, 0.1 * rtol)
+        atol = max(z_rtol * result.energy[-1]["total"], 0.1 * current["gap_z"])
+        res = check(
+            "Z",
+            k,
+            code_step,
+            *problem,
+            Z,
+            solver=code_solver,
+            rtol=z_rtol,
+            max_iter=max_inner,
+            momentum=_Z_MOMENTUM,
+            atol=atol,
+            # Newton steps on the support pay once the Z-step must be accurate (the endgame).
+            polish=newton_every(problem[0]) if atol <= rtol * result.energy[-1]["total"] else 0,
+        )
+        Z_new = res.x
+        D_new, E_new, gap_d, gap_e = D, E, 0.0, 0.0
+        if reinit_dead_atoms:
+            D_new, n_replaced = reinitialize_dead_atoms(X, Z_new, D_new)
+            result.n_reinitialized += n_replaced
+        xzt = X @ Z_new.mT  # serves both the D and the E subproblems
+        if lambda_d > 0:
+            D_new, gap_d = ball_step("D", k, dictionary_statistics(X, Z_new, xzt=xzt, x_sq=x_sq), D_new, lambda_d)
+        if lambda_e > 0:
+            E_new, gap_e = ball_step("E", k, encoder_statistics(X, Z_new, xxt=xxt, xzt=xzt), E_new, lambda_e)
+        terms = energy_terms(X, Z_new, D_new, E_new, **weights)
+        previous = result.energy[-1]["total"]
+        if terms["total"] >= previous:
+            rounding = energy_rounding(x_sq, sq_norm(xp, Z_new), terms, weights, eps)
+            if terms["total"] - previous > rounding:
+                raise EnergyIncreaseError(
+                    f"the energy rose from {previous!r} to {terms['total']!r} at outer iteration {k}, "
+                    f"beyond the rounding error of its evaluation ({rounding:.3g}): a block solver is wrong",
+                    result,
+                )
+            # No progress this precision can measure (every block already at its minimum to its
+            # solver's accuracy, or a rise within rounding): keep the last iterate, and say so.
+            result.status = "stalled"
+            return False
+        current["problem"] = problem = code_problem(X, D_new, E_new, x_col_sq=x_col_sq, **weights)
+        current["gap_z"] = certificate(*problem, Z_new)
+        current.update(Z=Z_new, D=D_new, E=E_new, terms=terms, gaps={"Z": current["gap_z"], "D": gap_d, "E": gap_e})
+        result.Z, result.D, result.E = Z_new, D_new, E_new
+        return True
+
+    # Every outer iteration is certified: its block gaps come with its steps.
+    return drive(
+        result, advance, lambda: (current["terms"], current["gaps"]), max_iter=max_outer, rtol=rtol, callback=callback
+    )
+
+
+def drive(result, advance, certify, *, max_iter, rtol, callback=None, certify_every=1):
+    """The loop of every learner: advance, certify, record, until converged, stopped or interrupted.
+
+    :func:`learn` and :func:`eaelib.online.learn_online` differ only in their named steps:
+
+    - ``advance(k)`` runs outer iteration (or epoch) ``k`` on the learner's state and returns False
+      when learning cannot go on (it sets ``result.status``, e.g. ``"stalled"``);
+    - ``certify()`` returns ``(terms, gaps)`` at the current iterate: the energy's terms and each
+      block's duality gap, after every ``certify_every`` iterations and the last.
+
+    ``result.record`` then decides convergence (every gap at most ``rtol`` times the energy) and calls
+    ``callback(k, terms)``. A ``KeyboardInterrupt`` ends the loop with what the completed
+    iterations learned (``result.interrupted``); other errors propagate to the learner.
+
+    Parameters
+    ----------
+    result : LearningResult
+        With ``energy[0]``, the energy at the start; updated in place and returned.
+    advance, certify : callable
+    max_iter : int or float
+        Most iterations; a fraction makes the last one partial (the learner's ``advance`` reads it).
+    rtol : float
+    callback : callable, optional
+    certify_every : int
+
+    Returns
+    -------
+    LearningResult
+    """
+    last = math.ceil(max_iter)
     try:
-        for k in range(1, max_outer + 1):
-            # Inexact Z-steps: a tenth of the gap they start from is enough, and inner_rtol of the
-            # energy always is, but never more than a tenth of the outer tolerance (with inner_rtol ≥
-            # rtol a Z-step would otherwise stop at once, short of what convergence needs); the
-            # outer certificate, not this one, decides convergence.
-            z_rtol = min(inner_rtol, 0.1 * rtol)
-            atol = max(z_rtol * result.energy[-1]["total"], 0.1 * gap_z)
-            res = check(
-                "Z",
-                k,
-                code_step,
-                *problem,
-                Z,
-                solver=code_solver,
-                rtol=z_rtol,
-                max_iter=max_inner,
-                momentum=_Z_MOMENTUM,
-                atol=atol,
-                # Newton steps on the support pay once the Z-step must be accurate (the endgame).
-                polish=newton_every(problem[0]) if atol <= rtol * result.energy[-1]["total"] else 0,
-            )
-            Z_new = res.x
-            D_new, E_new, gap_d, gap_e = D, E, 0.0, 0.0
-            if reinit_dead_atoms:
-                D_new, n_replaced = reinitialize_dead_atoms(X, Z_new, D_new)
-                result.n_reinitialized += n_replaced
-            xzt = X @ Z_new.mT  # serves both the D and the E subproblems
-            if lambda_d > 0:
-                D_new, gap_d = ball_step("D", k, dictionary_statistics(X, Z_new, xzt=xzt, x_sq=x_sq), D_new, lambda_d)
-            if lambda_e > 0:
-                E_new, gap_e = ball_step("E", k, encoder_statistics(X, Z_new, xxt=xxt, xzt=xzt), E_new, lambda_e)
-            terms = energy_terms(X, Z_new, D_new, E_new, **weights)
-            previous = result.energy[-1]["total"]
-            if terms["total"] >= previous:
-                rounding = energy_rounding(x_sq, sq_norm(xp, Z_new), terms, weights, eps)
-                if terms["total"] - previous > rounding:
-                    raise EnergyIncreaseError(
-                        f"the energy rose from {previous!r} to {terms['total']!r} at outer iteration {k}, "
-                        f"beyond the rounding error of its evaluation ({rounding:.3g}): a block solver is wrong",
-                        result,
-                    )
-                # No progress this precision can measure (every block already at its minimum to its
-                # solver's accuracy, or a rise within rounding): keep the last iterate, and say so.
-                result.status = "stalled"
+        for k in range(1, last + 1):
+            if not advance(k):
                 break
-            problem = code_problem(X, D_new, E_new, x_col_sq=x_col_sq, **weights)
-            gap_z = certificate(*problem, Z_new)
-            Z, D, E = Z_new, D_new, E_new
-            result.Z, result.D, result.E = Z, D, E
-            if result.record(k, terms, {"Z": gap_z, "D": gap_d, "E": gap_e}, rtol, callback):
+            if k % certify_every and k < last:
+                continue
+            terms, gaps = certify()
+            if result.record(k, terms, gaps, rtol, callback):
                 break
     except KeyboardInterrupt:
         # Keep what the completed iterations learned; the caller decides what to say.

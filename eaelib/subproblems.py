@@ -239,33 +239,48 @@ def code_step(f, g, x0, *, solver="auto", rtol=1e-6, max_iter=100, criterion="ga
         to_numpy(f.gram), to_numpy(f.b), g.weight, const=to_numpy(f.c), strong_convexity=f.strong_convexity
     )
     z = from_numpy(xp, exact.Z, dtype=f.b.dtype, device=f.b.device)
-    start = None
-    if x0 is not None:
-        ax0, az = f.apply(x0), f.apply(z)
-        better = (f.changes(x0, ax0, z, az) + g.changes(x0, z, True)) <= 0
-        z = xp.where(better[None, :], z, x0)
-        smooth, penalty = f.value(x0, ax0), g.value(x0)
-        start = (smooth, penalty, smooth + penalty, certificate(f, g, x0, criterion))
-        kept_all = bool(xp.all(better))
     gap = math.fsum(exact.gap)
+    if x0 is None:  # nothing to improve on: the kernel's values
+        objective = math.fsum(exact.objective)
+        history, kept_all = None, True
+        at_z = (objective - g.value(z), g.value(z), objective)
+    else:
+        ax0, az = f.apply(x0), f.apply(z)
+        df, dg = f.changes(x0, ax0, z, az), g.changes(x0, z, True)
+        better = (df + dg) <= 0
+        z = xp.where(better[None, :], z, x0)
+        zero = xp.zeros_like(df)
+        df, dg = xp.where(better, df, zero), xp.where(better, dg, zero)
+        smooth, penalty = f.value(x0, ax0), g.value(x0)
+        history = (smooth, penalty, smooth + penalty, certificate(f, g, x0, criterion))
+        # The homotopy's point as reached by these changes, each ≤ 0: monotone to the last bit.
+        total = lambda a: float(xp.sum(a, dtype=xp.float64))
+        at_z = (smooth + total(df), penalty + total(dg), history[2] + total(df + dg))
+        kept_all = bool(xp.all(better))
     tolerance = max(rtol, 1e-12) * np.abs(exact.objective)
     certified = (
         criterion == "gap"
         and f.b.dtype == xp.float64
-        and (x0 is None or kept_all)
+        and kept_all
         and (bool(np.all(exact.gap <= tolerance)) or (options.get("atol") is not None and gap <= options["atol"]))
     )
     if certified:
-        penalty = g.value(z)
-        objective = math.fsum(exact.objective)
-        result = FistaResult(z, 1, True, [objective - penalty], [penalty], [objective], [gap], criterion, "converged")
+        result = FistaResult(z, 1, True, [at_z[0]], [at_z[1]], [at_z[2]], [gap], criterion, "converged")
     else:
         result = fista(f, g, z, **fista_options)
         result.n_iter += 1
-    if start is not None:
-        histories = (result.smooth, result.penalty, result.objective, result.certificate)
-        for history, value in zip(histories, start, strict=True):
-            history.insert(0, value)
+        # FISTA's history from z, moved to start where the changes above put it: rounding is monotone, so
+        # a shift keeps the order, and an offset rounded down keeps the first entry at most there.
+        for values, value in zip((result.smooth, result.penalty, result.objective), at_z, strict=True):
+            offset = value - values[0]
+            while values[0] + offset > value:
+                offset = math.nextafter(offset, -math.inf)
+            values[:] = [v + offset for v in values]
+    if history is not None:
+        for values, value in zip(
+            (result.smooth, result.penalty, result.objective, result.certificate), history, strict=True
+        ):
+            values.insert(0, value)
     result.solver = "lars"
     return result
 

@@ -5,6 +5,8 @@ Oracles: the optimality (KKT) conditions, scikit-learn's LARS–Lasso path on th
 the duality gap as :class:`eaelib.fista.L1Penalty` computes it.
 """
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -203,3 +205,15 @@ def test_lasso_gram_refuses_bad_input():
         lasso_gram(np.eye(3), np.ones((4, 2)), 0.1)
     with pytest.raises(ValueError, match="lam must be"):
         lasso_gram(np.eye(3), np.ones((3, 2)), -1.0)
+
+
+@pytest.mark.parametrize("criterion", ["gap", "kkt"])  # kkt: FISTA certifies after the homotopy
+def test_code_step_histories_are_monotone_to_the_last_bit(barbara, criterion):
+    X, D, E = barbara
+    f, g = code_problem(X[:, :300], D, E, lambda_d=10.0, lambda_e=0.0, lambda_s=1.0)
+    exact = code_step(f, g, None, solver="lars", rtol=1e-9).x
+    rng = np.random.default_rng(0)
+    for x0 in (exact, exact + 1e-3 * rng.standard_normal(exact.shape), np.zeros_like(exact)):
+        res = code_step(f, g, x0, solver="lars", rtol=1e-9, criterion=criterion, momentum="restart")
+        assert res.objective[0] == f.value(x0, f.apply(x0)) + g.value(x0)
+        assert all(b <= a for a, b in itertools.pairwise(res.objective)), res.objective
