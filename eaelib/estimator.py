@@ -208,9 +208,9 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         "choice",
         "Solver of the codes (Z-steps and transform): 'lars', the compiled homotopy, exact in a few dozen "
         "steps per sample; 'fista', accelerated proximal gradient, on every array library; 'auto' takes the "
-        "homotopy where the problem is ill-conditioned (L/μ ≥ 200, e.g. lambda_e small: sparse codes, where "
-        "FISTA crawls), for NumPy arrays with numba installed, and FISTA elsewhere (see "
-        "eaelib.subproblems.choose_code_solver).",
+        "homotopy where the problem is ill-conditioned (L/μ ≥ 200, or ≥ 60 for transform's accurate solves; "
+        "e.g. lambda_e small: sparse codes, where FISTA crawls), for NumPy arrays with numba installed, and FISTA "
+        "elsewhere (see eaelib.subproblems.choose_code_solver).",
         f"{{{', '.join(repr(s) for s in CODE_SOLVERS)}}}",
         choices=CODE_SOLVERS,
         cli="--code-solver",

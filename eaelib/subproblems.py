@@ -23,11 +23,15 @@ BALL_SOLVERS = ("dual", "fista")
 #: Solvers of the Z-subproblem: ``"lars"`` is the compiled homotopy (:mod:`eaelib.homotopy`), exact;
 #: ``"fista"`` is :func:`eaelib.fista.fista`; ``"auto"`` chooses by the problem (:func:`choose_code_solver`).
 CODE_SOLVERS = ("auto", "lars", "fista")
-# "auto" takes the homotopy when L/μ is at least this. Measured on Barbara (N = 2726, m = 200, a D
-# after 15 outer iterations, one thread; bench/zstep_solvers.py): L/μ = 311 (λ_e = 3, 75 non-zeros
-# per code): homotopy 0.92 s, FISTA to a 1e-4 gap 1.3 s; L/μ = 94 (λ_e = 10, 92 non-zeros): homotopy
-# 1.40 s, FISTA 0.72 s; L/μ = ∞ (λ_e = 0, 25 non-zeros): homotopy 0.15 s, FISTA 26 s.
+# "auto" takes the homotopy when L/μ is at least _LARS_CONDITION, or _LARS_CONDITION_ACCURATE for a solve to
+# rtol ≤ 1e-6 (transform). Measured by bench/zstep_solvers.py (Barbara, N = 2726, m = 200, a D after 15 outer
+# iterations, one thread), homotopy against FISTA from the encoder's prediction to a gap of 1e-4 / 1e-6:
+# L/μ = 32 (λ_e = 30, 115 non-zeros per code): 1.35 s against 0.41 / 0.56 s; L/μ = 94 (λ_e = 10, 92):
+# 0.84 s against 0.57 / 0.94 s; L/μ = 311 (λ_e = 3, 75): 0.53 s against 1.12 / 1.78 s; L/μ = ∞ (λ_e = 0,
+# 25): 0.16 s against 23 / 44 s (from zeros). Learning's Z-steps are inexact and warm-started from the last
+# codes, which favours FISTA further: they take the homotopy from 200 on.
 _LARS_CONDITION = 200.0
+_LARS_CONDITION_ACCURATE = 60.0
 
 
 def code_problem(X, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplacian=None, x_col_sq=None):
@@ -165,14 +169,16 @@ def solve_codes(
     )
 
 
-def choose_code_solver(f, g, solver="auto"):
+def choose_code_solver(f, g, solver="auto", rtol=None):
     """The Z-solver that ``solver`` (one of :data:`CODE_SOLVERS`) means for the problem ``(f, g)``.
 
     ``"auto"`` takes the homotopy (``"lars"``) where it is measured faster
     and can run: NumPy arrays, numba importable, a separable problem (no
     graph term) with ``λ_s > 0``, and a condition number ``L/μ`` of at least
     200 (barely strongly convex: ``λ_e`` small against ``λ_d ‖D‖²``, where
-    the codes are sparse and FISTA crawls). Elsewhere it takes FISTA, which
+    the codes are sparse and FISTA crawls), or of at least 60 for a solve to
+    ``rtol ≤ 1e-6`` (such as ``transform``'s, where FISTA needs more
+    iterations). Elsewhere it takes FISTA, which
     is also the path of CuPy, array-api-strict and a copy of eaelib without
     numba. An explicit ``"lars"`` that cannot run raises an error saying why.
     """
@@ -187,7 +193,9 @@ def choose_code_solver(f, g, solver="auto"):
         return "lars"
     if reason or g.weight == 0:
         return "fista"
-    return "lars" if f.lipschitz >= _LARS_CONDITION * f.strong_convexity else "fista"
+    accurate = rtol is not None and 0 <= rtol <= 1e-6
+    condition = _LARS_CONDITION_ACCURATE if accurate else _LARS_CONDITION
+    return "lars" if f.lipschitz >= condition * f.strong_convexity else "fista"
 
 
 def _homotopy_unsupported(f, g):
@@ -230,7 +238,7 @@ def code_step(f, g, x0, *, solver="auto", rtol=1e-6, max_iter=100, criterion="ga
     """
     fista_options = dict(rtol=rtol, max_iter=max_iter, criterion=criterion, momentum=momentum, **options)
     xp = get_namespace(f.b)
-    if choose_code_solver(f, g, solver) == "fista":
+    if choose_code_solver(f, g, solver, rtol) == "fista":
         x0 = xp.zeros(f.b.shape, dtype=f.b.dtype, device=f.b.device) if x0 is None else x0
         return fista(f, g, x0, **fista_options)
     from .homotopy import lasso_gram

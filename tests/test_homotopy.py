@@ -182,6 +182,12 @@ def test_auto_takes_the_homotopy_only_where_it_pays(barbara):
     strong, _ = code_problem(X[:, :10], D, E, lambda_d=1.0, lambda_e=10.0, lambda_s=1.0)
     assert choose_code_solver(weak, g) == "lars"
     assert choose_code_solver(strong, g) == "fista"
+    norm_sq = strong.lipschitz - 10.0  # ‖D‖²: L = λ_d‖D‖² + λ_e, and κ = 1 + λ_d‖D‖²/λ_e
+    middle, _ = code_problem(X[:, :10], D, E, lambda_d=1.0, lambda_e=norm_sq / 99.0, lambda_s=1.0)
+    assert 60 < middle.lipschitz / middle.strong_convexity < 200
+    # An accurate solve (transform's) takes the homotopy sooner: FISTA needs more iterations there.
+    assert choose_code_solver(middle, g, rtol=1e-4) == "fista"
+    assert choose_code_solver(middle, g, rtol=1e-6) == "lars"
     assert choose_code_solver(weak, eaelib.L1Penalty(0.0)) == "fista"
     with pytest.raises(ValueError, match="code_solver must be one of"):
         choose_code_solver(weak, g, "homotopy")
