@@ -348,13 +348,13 @@ def learn(
         # The kept point is the last one or, if no better, W: either way within the last gap.
         return res.x, res.certificate[-1]
 
-    # The iterate and its Z-problem, carried from one outer iteration to the next.
-    current = {"Z": Z, "D": D, "E": E, "problem": code_problem(X, D, E, x_col_sq=x_col_sq, **weights)}
+    # The iterate is result.Z, result.D, result.E; its Z-problem, Z-gap and certificate are carried here.
+    current = {"problem": code_problem(X, D, E, x_col_sq=x_col_sq, **weights)}
     current["gap_z"] = certificate(*current["problem"], Z)
 
     def advance(k):
         """One outer iteration: the Z-, D- and E-steps; False when it cannot lower the energy."""
-        Z, D, E, problem = current["Z"], current["D"], current["E"], current["problem"]
+        Z, D, E, problem = result.Z, result.D, result.E, current["problem"]
         # Inexact Z-steps: a tenth of the gap they start from is enough, and inner_rtol of the
         # energy always is, but never more than a tenth of the outer tolerance (with inner_rtol ≥
         # rtol a Z-step would otherwise stop at once, short of what convergence needs); the
@@ -401,7 +401,7 @@ def learn(
             return False
         current["problem"] = problem = code_problem(X, D_new, E_new, x_col_sq=x_col_sq, **weights)
         current["gap_z"] = certificate(*problem, Z_new)
-        current.update(Z=Z_new, D=D_new, E=E_new, terms=terms, gaps={"Z": current["gap_z"], "D": gap_d, "E": gap_e})
+        current.update(terms=terms, gaps={"Z": current["gap_z"], "D": gap_d, "E": gap_e})
         result.Z, result.D, result.E = Z_new, D_new, E_new
         return True
 

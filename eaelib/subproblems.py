@@ -238,7 +238,9 @@ def code_step(f, g, x0, *, solver="auto", rtol=1e-6, max_iter=100, criterion="ga
     """
     fista_options = dict(rtol=rtol, max_iter=max_iter, criterion=criterion, momentum=momentum, **options)
     xp = get_namespace(f.b)
-    if choose_code_solver(f, g, solver, rtol) == "fista":
+    # An atol makes the step as inexact as the caller needs (learning's Z-steps): rtol is then no accuracy asked.
+    accuracy = rtol if options.get("atol") is None else None
+    if choose_code_solver(f, g, solver, accuracy) == "fista":
         x0 = xp.zeros(f.b.shape, dtype=f.b.dtype, device=f.b.device) if x0 is None else x0
         return fista(f, g, x0, **fista_options)
     from .homotopy import lasso_gram
