@@ -34,11 +34,10 @@ from .subproblems import choose_code_solver, code_problem, code_step, energy_ter
 
 Array = Any
 
-#: Samples coded at a time by a certifying pass (:func:`evaluate` over an array or a stream): at least a
-#: training batch, so that the per-call costs (forming G, its spectrum) are paid a few times per pass rather
-#: than once per batch of 128 (a quarter of an epoch's time, measured), and no more than FISTA's chunk
-#: (:data:`eaelib.fista.CHUNK`), so that its working arrays stay a few MB (4096 took an epoch's peak from
-#: 13 to 85 MiB at N = 2726, λ_e = 10).
+#: Samples coded at a time by a certifying pass (:func:`evaluate` over an array or a stream): more than a
+#: training batch, so that the per-call costs (forming G, its spectrum) are not paid once per batch of 128
+#: (a quarter of an epoch's time at N = 24393, λ_e = 0, measured), and few enough that FISTA's working arrays
+#: and Newton polish stay a few MB (an epoch's peak at N = 2726, λ_e = 10: 21 MiB with 256, 29 with 1024).
 EVALUATION_COLUMNS = 1024
 # Momentum of the batch Z-steps; the codes of a batch are solved to a duality gap of inner_rtol of
 # their energy (each sample), from the encoder's prediction EX when λ_e > 0.
