@@ -29,12 +29,10 @@ Dask (``dask`` and ``distributed``) is an optional dependency: ``pip install
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ._array import dtype_name, get_namespace, to_namespace, to_numpy
-from .online import SourceError, Statistics, absorb, certify, evaluation_sums, resample_unused
+from .online import SourceError, Statistics, absorb, batches_in, certify, evaluation_sums, resample_unused
 
 #: Retries of a task on the distributed scheduler (another worker takes it when one dies).
 RETRIES = 3
@@ -171,7 +169,7 @@ class DaskSource:
         weights = dict(lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s)
         inner = dict(rtol=inner_rtol, max_iter=max_inner, code_solver=code_solver)
         order = rng.permutation(len(self.groups)) if self.shuffle else np.arange(len(self.groups))
-        order = order[: max(1, math.ceil(fraction * len(order)))]
+        order = order[: batches_in(len(order), fraction)]
         delayed = self._dask.delayed
         for g in order:
             group = self.groups[g]

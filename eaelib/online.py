@@ -19,6 +19,7 @@ current model: the same certificates as :func:`eaelib.learn`'s.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -379,10 +380,12 @@ class ArraySource:
     def train_epoch(self, state, rng, fraction=1.0, **options):
         xp, X = get_namespace(self.X), self.X
         if self.shuffle:
-            for index in _first(minibatches(X.shape[1], self.batch_size, rng), fraction):
+            batches = minibatches(X.shape[1], self.batch_size, rng)
+            for index in batches[: batches_in(len(batches), fraction)]:
                 online_step(state, xp.take(X, from_numpy(xp, index, device=X.device), axis=1), **options, rng=rng)
         else:
-            for a, b in _first(self._spans(), fraction):
+            spans = self._spans()
+            for a, b in spans[: batches_in(len(spans), fraction)]:
                 online_step(state, X[:, a:b], **options, rng=rng)
 
     def evaluate(self, D, E, **options):
@@ -408,10 +411,7 @@ class StreamSource:
         return zero_code_energy(self._columns(self.stream.in_order()), D, E, **weights)
 
     def train_epoch(self, state, rng, fraction=1.0, **options):
-        count = math.ceil(fraction * len(self.stream))
-        for k, X in enumerate(self._columns(self.stream)):
-            if k == count:
-                break
+        for X in itertools.islice(self._columns(self.stream), batches_in(len(self.stream), fraction)):
             online_step(state, X, **options, rng=rng)
 
     def evaluate(self, D, E, **options):
@@ -419,9 +419,12 @@ class StreamSource:
         return evaluate(self._columns(batches), D, E, **options)
 
 
-def _first(batches, fraction):
-    """The first ``fraction`` of an epoch's ``batches`` (at least one): all of them for ``fraction = 1``."""
-    return batches[: max(1, math.ceil(fraction * len(batches)))]
+def batches_in(n_batches, fraction):
+    """How many of an epoch's ``n_batches`` its first ``fraction`` holds: at least one, all for ``fraction = 1``.
+
+    What every batch source's ``train_epoch`` runs for a fractional ``max_epochs``.
+    """
+    return max(1, math.ceil(fraction * n_batches))
 
 
 class SourceError(RuntimeError):

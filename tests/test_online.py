@@ -1,6 +1,7 @@
 """Online learning (eaelib.online, EnergyAutoEncoder(algorithm="online"), partial_fit)."""
 
 import itertools
+import math
 import warnings
 
 import numpy as np
@@ -191,3 +192,15 @@ def test_learn_online_keeps_no_codes(patches):
     result, state = learn_online(X, D, E, lambda_d=10.0, lambda_e=10.0, lambda_s=1.0, batch_size=50, max_epochs=1)
     assert result.Z is None and result.n_iter == 1 and state.step == 6
     assert len(result.energy) == 2 and len(result.certificates) == 1
+
+
+def test_a_fractional_epoch_runs_that_share_of_the_batches(patches):
+    X = patches[:1000].T
+    _, D0, E0 = eaelib.initialize(X, 24, 0)
+    weights = dict(lambda_d=10.0, lambda_e=10.0, lambda_s=1.0)
+    for max_epochs, steps in ((0.25, 3), (1.5, 15), (0.01, 1)):  # batches of 100: 10 an epoch, at least 1
+        result, state = learn_online(X, D0, E0, **weights, batch_size=100, max_epochs=max_epochs)
+        assert state.step == steps and result.n_iter == math.ceil(max_epochs)
+        assert result.iterations == [result.n_iter]  # certified once, at the end
+    with pytest.raises(ValueError, match="max_epochs must be a number > 0"):
+        learn_online(X, D0, E0, **weights, max_epochs=0)
