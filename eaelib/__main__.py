@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
-import importlib.util
 import itertools
 import json
 import signal
@@ -35,6 +34,7 @@ import numpy as np
 
 from ._array import DTYPES, backend_namespace, to_numpy
 from ._base import ConvergenceWarning
+from ._optional import missing, missing_message
 from ._validation import AS_ESTIMATOR, check_random_state, param_specs
 from ._version import __version__
 from .estimator import TRANSFORM_METHODS, EnergyAutoEncoder, load_model
@@ -317,17 +317,23 @@ def _error(args, message):
     args.command_parser.error(message)
 
 
-def _require(args, module, package, argument, remedy=None):
-    """A usage error naming ``argument`` when the optional ``module`` cannot be imported."""
-    if importlib.util.find_spec(module) is None:
-        tail = f"; {remedy}" if remedy else ""
-        _error(args, f"argument {argument}: needs {package}, which is not installed (pip install {package}){tail}")
+def _require(args, purpose, *needs, extra="full"):
+    """Exit 2 if optional modules are missing, naming every missing package and the install line at once.
+
+    ``needs`` are ``(module, option)`` pairs: ``option`` does without the module (e.g. ``--no-figures``), or is
+    None. The message leads with what to install; the options come last, as the way to do without.
+    """
+    absent = [(module, option) for module, option in needs if missing(module)]
+    if absent:
+        message = missing_message(purpose, missing(*(module for module, _ in absent)), extra)
+        options = [option for _, option in absent if option]
+        _error(args, message + (f"; or pass {' '.join(options)}" if options else ""))
 
 
 def _load_image(args, name, argument="IMAGE"):
     from .image import load_image
 
-    _require(args, "PIL", "pillow", argument)
+    _require(args, f"reading {argument}", ("PIL", None))
     try:
         return load_image(name)
     except (FileNotFoundError, ValueError) as exc:
@@ -434,10 +440,13 @@ def _check_learn_args(args, params, given):
             backend_namespace(params["backend"])
         except ImportError as exc:
             _error(args, f"argument --backend: {exc}")
-    if params.get("progress"):
-        _require(args, "tqdm", "tqdm", "--no-progress", "or pass --no-progress to learn without the progress bar")
-    if not args.no_figures:
-        _require(args, "matplotlib", "matplotlib", "--no-figures", "or pass --no-figures to learn without figures")
+    _require(
+        args,
+        "eaelib learn",
+        ("PIL", None),
+        *([("tqdm", "--no-progress")] if params.get("progress") else []),
+        *([("matplotlib", "--no-figures")] if not args.no_figures else []),
+    )
 
 
 def _resume(args, given, layout_given):
@@ -489,8 +498,7 @@ class _Cluster:
     def __enter__(self):
         args = self.args
         option = "--workers" if args.workers else "--scheduler"
-        for module in ("dask", "distributed"):
-            _require(args, module, module, option, "or pip install 'eaelib[dask]'")
+        _require(args, f"argument {option}", ("dask", None), ("distributed", None), extra="dask")
         import distributed
 
         if args.workers:
@@ -545,7 +553,13 @@ def learn_command(args, out=None, err=None):
     if args.resume:
         model, layout = _resume(args, given, layout_given)
         model.set_params(progress=params["progress"])
-        previous = {"n_iter": model.n_iter_, "final_energy": model.objective_history_[-1]}
+        history = [float(v) for v in model.objective_history_]
+        previous = {
+            "n_iter": model.n_iter_,
+            "initial_energy": history[0],
+            "final_energy": history[-1],
+            "history": history,
+        }
     else:
         size = layout_given.get("patch_size", PATCH_SIZE)
         try:
@@ -653,7 +667,7 @@ def _image_files(args):
     """The image files that the IMAGE arguments name (folders and patterns expanded); usage errors otherwise."""
     from .streams import image_files
 
-    _require(args, "PIL", "pillow", "IMAGE")
+    _require(args, "reading IMAGE", ("PIL", None))
     try:
         return image_files(*args.images)
     except (FileNotFoundError, ValueError) as exc:
@@ -689,15 +703,20 @@ def _learn_lines(s):
         f"model: {p['n_atoms']} atoms, λ_d={p['lambda_d']:g} λ_e={p['lambda_e']:g} λ_s={p['lambda_s']:g}, "
         f"{s['dtype']} on {s['backend']}",
     ]
-    if s["resumed"]:
-        lines.append(
-            f"resumed from the saved model ({s['resumed']['n_iter']} outer iterations, energy "
-            f"{s['resumed']['final_energy']:.6g}), restarting its codes from zero"
-        )
     state = "interrupted" if s["interrupted"] else "converged" if s["converged"] else "not converged"
+    if s["resumed"]:
+        saved = s["resumed"]
+        energy = [
+            f"energy: {saved['initial_energy']:.6g} at initialization → {saved['final_energy']:.6g} after the "
+            f"saved model's {saved['n_iter']} outer iterations;",
+            f"  resumed with its codes from zero: {s['initial_energy']:.6g} → {s['final_energy']:.6g}",
+        ]
+        more = " more"
+    else:
+        energy, more = [f"energy: {s['initial_energy']:.6g} at initialization → {s['final_energy']:.6g}"], ""
     lines += [
-        f"outer iterations: {s['n_iter']} ({state}, rtol={p['rtol']:g}, max_outer={p['max_outer']})",
-        f"energy: {s['initial_energy']:.6g} at initialization → {s['final_energy']:.6g}",
+        f"outer iterations: {s['n_iter']}{more} ({state}, rtol={p['rtol']:g}, max_outer={p['max_outer']})",
+        *energy,
         *(f"  {term:<9} {s['energy'][term]:.6g}" for term in ("data", "encoder", "sparsity")),
         f"energy history monotone: {'yes' if s['monotone'] else 'NO'}",
         f"largest constraint violation (max column norm − 1): {s['constraint_violation']:.3g}",
@@ -898,10 +917,17 @@ def main(argv=None):
     """
     parser = build_parser()
     command = "eaelib"
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        # A warning is a message to the user of the command, not to a developer: no source line.
+        print(f"{command}: warning: {message}", file=sys.stderr if file is None else file)
+
     try:
-        args = parser.parse_args(argv)
-        command = f"eaelib {args.command}"
-        args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            args = parser.parse_args(argv)
+            command = f"eaelib {args.command}"
+            args.run(args)
     except SystemExit as exc:  # argparse: --help or --version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except _Interrupted:  # the command saved what it had, and said so

@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._array import dtype_name, get_namespace, to_namespace, to_numpy
+from ._optional import missing, missing_message
 from .online import SourceError, Statistics, absorb, batches_in, certify, evaluation_sums, resample_unused
 
 #: Retries of a task on the distributed scheduler (another worker takes it when one dies).
@@ -40,13 +41,11 @@ RETRIES = 3
 
 def _import_dask(what="the Dask fit"):
     """``(dask, dask.array)``, or an ImportError that says what to install."""
-    try:
-        import dask
-        import dask.array as da
-    except ImportError as exc:
-        raise ImportError(
-            f"{what} needs Dask, which is not installed: pip install 'eaelib[dask]' (or pip install dask distributed)"
-        ) from exc
+    if missing("dask"):
+        raise ImportError(missing_message(what, ["dask", "distributed"], extra="dask"))
+    import dask
+    import dask.array as da
+
     return dask, da
 
 

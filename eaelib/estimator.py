@@ -10,6 +10,7 @@ import numpy as np
 
 from ._array import BACKENDS, DTYPES, backend_name, dtype_name, get_namespace, resolve_dtype
 from ._base import BaseEstimator, ConvergenceWarning, DataConversionWarning, NotFittedError, TransformerMixin
+from ._optional import require
 from ._validation import (
     check_array,
     check_params,
@@ -114,9 +115,13 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     DataConversionWarning
         When :meth:`fit` gets integer data: its values are used as they are,
         and pixel values are usually meant to be scaled to [0, 1] first.
-    UserWarning
-        When :meth:`fit` gets more features than samples: the samples may be
-        columns (the book's orientation) where rows are expected.
+
+    Raises
+    ------
+    ValueError
+        When :meth:`fit` gets fewer samples than features: most likely the
+        samples are columns (the book's orientation) where rows are expected;
+        ``fit(X, allow_few_samples=True)`` learns from them as rows anyway.
 
     Notes
     -----
@@ -337,7 +342,7 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
 
     # -- fitting --------------------------------------------------------------
 
-    def fit(self, X, y=None, *, laplacian=None):
+    def fit(self, X, y=None, *, laplacian=None, allow_few_samples=False):
         """Learn ``D_`` and ``E_`` from ``X`` of shape (n_samples, n_features).
 
         Parameters
@@ -353,6 +358,11 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         y : ignored
         laplacian : array or sparse matrix, shape (n_samples, n_samples), optional
             Graph Laplacian over the samples; used when ``lambda_g > 0``.
+        allow_few_samples : bool, default False
+            Learn from an array ``X`` with fewer samples (rows) than features.
+            Such an ``X`` is refused by default: it is most likely transposed
+            (samples as columns, the book's orientation), and learning from it
+            as it is would take minutes to produce a meaningless model.
 
         Returns
         -------
@@ -365,14 +375,14 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             holds the last completed mini-batch update, its histories the last
             completed epoch, and ``warm_start=True`` continues.
         """
-        self._fit(X, laplacian)
+        self._fit(X, laplacian, allow_few_samples)
         return self
 
-    def fit_transform(self, X, y=None, *, laplacian=None):
-        """Fit, then return the exact codes of ``X`` for the learned model."""
-        return self.fit(X, laplacian=laplacian).transform(X)
+    def fit_transform(self, X, y=None, *, laplacian=None, allow_few_samples=False):
+        """Fit, then return the exact codes of ``X`` for the learned model (parameters as :meth:`fit`)."""
+        return self.fit(X, laplacian=laplacian, allow_few_samples=allow_few_samples).transform(X)
 
-    def _fit(self, X, laplacian):
+    def _fit(self, X, laplacian, allow_few_samples=False):
         weights = self._check_params()
         source = self._batch_source(X)
         if source is not None:
@@ -382,7 +392,7 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         xp = model_namespace(self.backend, X)
         X_in = X
         xp, X = check_array(X, xp=xp, dtype=self.dtype)
-        _warn_about_likely_mistakes(X_in, X)
+        _check_likely_mistakes(X_in, X, allow_few_samples)
         n_features = X.shape[1]
         graph = None
         if weights["lambda_g"] > 0:
@@ -577,7 +587,7 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             xp = model_namespace(self.backend, X)
             X_in = X
             xp, X = check_array(X, xp=xp, dtype=self.dtype)
-            _warn_about_likely_mistakes(X_in, X)
+            _check_likely_mistakes(X_in, X, allow_few_samples=True)  # a mini-batch may well be small
             rng = check_random_state(self.random_state)
             _, D0, E0 = initialize(X.mT, self.n_atoms, rng, method=self.init)
             state = start(X.mT, D0, E0)
@@ -679,10 +689,7 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     def _progress_callback(self):
         if not self.progress:
             return None, None
-        try:
-            from tqdm.auto import tqdm
-        except ImportError as exc:
-            raise ImportError("progress=True needs tqdm: pip install tqdm (or set progress=False)") from exc
+        tqdm = require("tqdm.auto", "progress=True (or set progress=False)").tqdm
         bar = tqdm(total=self.max_outer, desc="outer iterations", unit="it")
 
         def callback(iteration, terms):
@@ -895,8 +902,8 @@ def _is_integer(x):
         return False
 
 
-def _warn_about_likely_mistakes(X_in, X):
-    """Warn about data that fit accepts but that are most likely not what the user meant."""
+def _check_likely_mistakes(X_in, X, allow_few_samples):
+    """Refuse or warn about data that are most likely not what the user meant."""
     if _is_integer(X_in):
         xp = get_namespace(X)
         low, high = float(xp.min(X)), float(xp.max(X))
@@ -908,13 +915,12 @@ def _warn_about_likely_mistakes(X_in, X):
             stacklevel=4,
         )
     n_samples, n_features = X.shape
-    if n_features > n_samples:
-        warnings.warn(
-            f"X has more features than samples: shape {tuple(X.shape)}, {n_samples} samples (rows) of "
+    if n_features > n_samples and not allow_few_samples:
+        raise ValueError(
+            f"X has fewer samples than features: shape {tuple(X.shape)}, {n_samples} samples (rows) of "
             f"{n_features} features (columns). EnergyAutoEncoder takes samples as rows; if yours are columns "
-            f"(the book's orientation), pass X.T, of shape {(n_features, n_samples)}",
-            UserWarning,
-            stacklevel=4,
+            f"(the book's orientation), pass X.T, of shape {(n_features, n_samples)}; if they are rows, "
+            "fit(X, allow_few_samples=True)"
         )
 
 

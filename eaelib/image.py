@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 from importlib import resources
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ._array import get_namespace
+from ._optional import require
 
 #: The package's data folder (package data: it ships in the wheel and travels with a copied
 #: ``eaelib`` folder); provenance and checksums are in its README.md.
@@ -18,9 +20,12 @@ NAMED_IMAGES = {"barbara": "barbara.png"}
 
 # ITU-R BT.601 luma weights for R, G and B.
 BT601 = np.array([0.299, 0.587, 0.114])
+#: Above this, a floating image is most likely in 0–255 rather than [0, 1] (noise on a [0, 1] image
+#: with σ = 0.2 stays well below it).
+FLOAT_IMAGE_MAX = 2.0
 
 
-def load_image(name_or_path):
+def load_image(name_or_path, *, quiet=False):
     """Load an image file as a 2-D float64 NumPy array with values in [0, 1].
 
     Parameters
@@ -30,15 +35,21 @@ def load_image(name_or_path):
         in ``eaelib/data``) or the path of an image file Pillow can read.
         Colour images become their ITU-R BT.601 luma ``0.299 R + 0.587 G +
         0.114 B``; an alpha channel is dropped.
+    quiet : bool, default False
+        Convert a colour file to gray without the warning that says so. The
+        named images are documented as converted and never warn.
 
     Returns
     -------
     numpy.ndarray, shape (height, width)
+
+    Warns
+    -----
+    UserWarning
+        When a colour file (not a named image) is converted to gray, unless
+        ``quiet``: eaelib learns from gray images only.
     """
-    try:
-        from PIL import Image
-    except ImportError as exc:
-        raise ImportError("load_image needs Pillow: pip install pillow") from exc
+    Image = require("PIL.Image", "load_image")
     named = str(name_or_path) in NAMED_IMAGES
     path = DATA_DIR / NAMED_IMAGES[str(name_or_path)] if named else Path(name_or_path)
     if not path.is_file():
@@ -55,7 +66,18 @@ def load_image(name_or_path):
                     mode = "RGBA"
         except (OSError, SyntaxError, ValueError) as exc:
             raise ValueError(f"name_or_path {str(path)!r} is not an image Pillow can read: {exc}") from exc
+    if mode in COLOUR_MODES and not (named or quiet):
+        warnings.warn(colour_note(path, mode), UserWarning, stacklevel=2)
     return _to_gray(pixels, mode)
+
+
+#: Pillow's modes of colour images (a palette is read as RGBA); "L", "LA", "I", "F" and "1" are gray.
+COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV", "P", "PA"})
+
+
+def colour_note(path, mode):
+    """What :func:`load_image` says when it converts the colour file ``path`` (Pillow mode ``mode``)."""
+    return f"{str(path)!r} is a colour image ({mode}): read as gray, its ITU-R BT.601 luma (eaelib learns from gray)"
 
 
 def _to_gray(pixels, mode):
@@ -65,13 +87,14 @@ def _to_gray(pixels, mode):
         if pixels.min(initial=0) < 0 or pixels.max(initial=0) > top:
             raise ValueError(f"integer image values outside [0, {top}] are not supported")
         return pixels.astype(np.float64) / top
-    gray = np.asarray(as_gray(pixels), dtype=np.float64)
-    if gray.size and not (np.isfinite(gray).all() and gray.min() >= 0.0 and gray.max() <= 1.0):
+    # Floating pixels are checked before as_gray, whose warning about a 0–255 scale would come first.
+    floating = pixels.dtype.kind == "f" and pixels.size
+    if floating and not (np.isfinite(pixels).all() and pixels.min() >= 0.0 and pixels.max() <= 1.0):
         raise ValueError(
-            f"floating-point image values must lie in [0, 1], got [{gray.min():g}, {gray.max():g}]: "
+            f"floating-point image values must lie in [0, 1], got [{pixels.min():g}, {pixels.max():g}]: "
             "rescale the file, or read it yourself and use as_gray"
         )
-    return gray
+    return np.asarray(as_gray(pixels), dtype=np.float64)
 
 
 def as_gray(image):
@@ -89,6 +112,13 @@ def as_gray(image):
     -------
     array, shape (height, width)
         Colour becomes ITU-R BT.601 luma; alpha is dropped.
+
+    Warns
+    -----
+    UserWarning
+        When a floating image has values above ``FLOAT_IMAGE_MAX`` (2): most
+        likely 8-bit pixel values (0–255) stored as floats, where eaelib's
+        images, noise levels and weights assume [0, 1].
     """
     if not hasattr(image, "__array_namespace__") and not isinstance(image, np.ndarray):
         image = np.asarray(image)
@@ -103,6 +133,15 @@ def as_gray(image):
         image = xp.astype(image, xp.float64) / _integer_range(xp, image)
     elif not xp.isdtype(image.dtype, "real floating"):
         raise ValueError(f"image must hold real numbers, got dtype {image.dtype}")
+    elif image.size and float(xp.max(image)) > FLOAT_IMAGE_MAX:
+        high = float(xp.max(image))
+        warnings.warn(
+            f"image has floating values up to {high:g}, where eaelib expects images in [0, 1] (as load_image "
+            "reads them; integer images are scaled): divide by 255 for 8-bit pixel values, or by the image's "
+            "full scale",
+            UserWarning,
+            stacklevel=2,
+        )
     if image.ndim == 2:
         return image
     channels = image.shape[2]

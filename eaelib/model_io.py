@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
+import warnings
 import zipfile
 import zlib
 
@@ -260,11 +261,13 @@ def read_model(path, param_names):
     if found.shape != () or found.dtype.kind not in "iu":
         raise ValueError(f"{not_ours}: its format_version is not an integer")
     version = int(found)
+    writer = _writer(arrays)
     if version not in READABLE_VERSIONS:
         older = " and ".join(str(v) for v in READABLE_VERSIONS if v != FORMAT_VERSION)
+        advice = ": upgrade eaelib to read it" if version > FORMAT_VERSION else ""
         raise ValueError(
-            f"cannot read {label}: format_version {version} found, but this eaelib "
-            f"reads format_version {FORMAT_VERSION} (and {older})"
+            f"cannot read {label}: written by {writer} in format_version {version}, but this eaelib "
+            f"({__version__}) reads format_version {FORMAT_VERSION} (and {older}){advice}"
         )
     param_names = list(param_names)
     expected = _expected_keys(param_names, version)
@@ -307,7 +310,32 @@ def read_model(path, param_names):
         "n_features_in_": int(arrays["n_features_in_"]),
         **{name: int(arrays[name]) for name in COUNTS},
     }
+    if version < FORMAT_VERSION:
+        warnings.warn(
+            f"{label} was written by {writer} in format_version {version}: converted to format_version "
+            f"{FORMAT_VERSION} as it is read ({'; '.join(_conversions(version))}); save_model writes it anew",
+            UserWarning,
+            stacklevel=3,
+        )
     return params, fitted, patch_layout
+
+
+def _writer(arrays):
+    """ "eaelib <version>" that wrote the file, as it says, or "an unknown eaelib"."""
+    try:
+        return f"eaelib {arrays['eaelib_version']!s}"
+    except (KeyError, TypeError, ValueError):
+        return "an unknown eaelib"
+
+
+def _conversions(version):
+    """What reading a file of format ``version`` supplies that the file lacks."""
+    done = []
+    if version < 2:
+        done.append("no patch layout: the samples' patch size and stride are unknown")
+    if version < 3:
+        done.append(f"{' and '.join(PARAMS_SINCE_3)} take their defaults, and its history one entry per iteration")
+    return done
 
 
 def _decode_patch_layout(arrays):

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ._array import to_numpy
+from ._optional import require
 
 #: Terms of the energy, in the order and colours they are drawn.
 TERMS = ("data", "encoder", "sparsity", "graph")
@@ -34,10 +35,7 @@ SUBPROBLEMS = {
 
 def _figure(**kwargs):
     """A new :class:`matplotlib.figure.Figure` (constrained layout), importing matplotlib on first use."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError("eaelib.plot needs matplotlib: pip install matplotlib") from exc
+    Figure = require("matplotlib.figure", "eaelib.plot").Figure
     kwargs.setdefault("layout", "constrained")
     return Figure(**kwargs)
 

@@ -30,13 +30,15 @@ import functools
 import glob
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ._optional import require
 from ._validation import check_array, check_random_state, check_scalar
-from .image import NAMED_IMAGES, as_gray, load_image
+from .image import COLOUR_MODES, NAMED_IMAGES, as_gray, colour_note, load_image
 from .patches import PatchLayout, patch_grid
 
 #: Images open at once while shuffling (at most; fewer when they are used up).
@@ -96,31 +98,26 @@ def image_files(*specs):
 
 @functools.cache
 def _image_extensions():
-    try:
-        from PIL import Image
-    except ImportError as exc:
-        raise ImportError("reading image files needs Pillow: pip install pillow") from exc
+    Image = require("PIL.Image", "reading image files")
     return frozenset(ext.lower() for ext in Image.registered_extensions())
 
 
-def _image_shape(path):
-    """``(height, width)`` of an image file from its header, without decoding its pixels."""
-    try:
-        from PIL import Image
-    except ImportError as exc:
-        raise ImportError("reading image files needs Pillow: pip install pillow") from exc
+def _image_header(path):
+    """``(height, width, mode)`` of an image file from its header, without decoding its pixels."""
+    Image = require("PIL.Image", "reading image files")
     try:
         with Image.open(path) as img:
             width, height = img.size
+            mode = img.mode
     except (OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"{str(path)!r} is not an image Pillow can read: {exc}") from exc
-    return height, width
+    return height, width, mode
 
 
 @functools.lru_cache(maxsize=2 * POOL)
 def _cached_image(path):
     """The gray image at ``path``: Dask workers cut many chunks from the same few open images."""
-    return load_image(path)
+    return load_image(path, quiet=True)  # the stream said so once, when it read the headers
 
 
 @dataclass(frozen=True)
@@ -216,13 +213,19 @@ class PatchStream:
         self.seed = int(check_random_state(random_state).integers(2**63))
         if isinstance(images, (str, os.PathLike, np.ndarray)) or hasattr(images, "__array_namespace__"):
             images = [images]
-        self.images, self.shapes = [], []
+        self.images, self.shapes, colour = [], [], []
         for k, image in enumerate(images):
-            source, shape = self._check_image(k, image)
+            source, shape, mode = self._check_image(k, image)
             self.images.append(source)
             self.shapes.append(shape)
+            if mode in COLOUR_MODES:
+                colour.append((source, mode))
         if not self.images:
             raise ValueError("images must hold at least one image, got none")
+        if colour:  # once for the stream, not once per file and epoch
+            first = colour_note(*colour[0])
+            others = f"; so are {len(colour) - 1} more of its {len(self.images)} images" if len(colour) > 1 else ""
+            warnings.warn(first + others, UserWarning, stacklevel=2)
         self.patch_counts = []
         for k, shape in enumerate(self.shapes):
             try:
@@ -246,12 +249,13 @@ class PatchStream:
         if isinstance(image, (str, os.PathLike)):
             if str(image) in NAMED_IMAGES:
                 pixels = load_image(str(image))
-                return str(image), pixels.shape
+                return str(image), pixels.shape, "L"  # documented as converted: no word
             path = Path(image)
             if not path.is_file():
                 raise FileNotFoundError(f"images[{k}]: no image file at {str(path)!r}")
             try:
-                return path, _image_shape(path)
+                height, width, mode = _image_header(path)
+                return path, (height, width), mode
             except ValueError as exc:
                 raise ValueError(f"images[{k}]: {exc}") from exc
         try:
@@ -259,7 +263,7 @@ class PatchStream:
         except ValueError as exc:
             message = str(exc)
             raise ValueError(message if message.startswith("images[") else f"images[{k}]: {message}") from exc
-        return np.asarray(gray, dtype=np.float64), tuple(gray.shape)
+        return np.asarray(gray, dtype=np.float64), tuple(gray.shape), "L"  # an array: the caller's choice
 
     def _name(self, k):
         source = self.images[k] if k < len(self.images) else None
@@ -348,7 +352,7 @@ class PatchStream:
     def _load(self, k, loaded):
         if k not in loaded:
             source = self.images[k]
-            loaded[k] = source if isinstance(source, np.ndarray) else load_image(source)
+            loaded[k] = source if isinstance(source, np.ndarray) else load_image(source, quiet=True)
         return loaded[k]
 
     def _cut(self, segments, image_of):

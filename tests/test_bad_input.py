@@ -25,6 +25,7 @@ from eaelib import (
     image_files,
     load_image,
     load_model,
+    save_model,
 )
 from eaelib import reconstruct_from_patches as rebuild
 from eaelib._base import DataConversionWarning, NotFittedError
@@ -56,15 +57,15 @@ def bad_file(tmp_path):
     return path
 
 
-def folder_with(tmp_path, *names):
-    """A folder holding a gray 20 × 20 PNG per name ending in .png, other names as text files."""
+def folder_with(tmp_path, *names, colour=False):
+    """A folder holding a 20 × 20 PNG (gray, or colour) per name starting "image", other names as text files."""
     folder = tmp_path / "images"
     folder.mkdir()
     from PIL import Image
 
     for name in names:
         if name.startswith("image"):
-            Image.fromarray(np.zeros((20, 20), dtype=np.uint8)).save(folder / name)
+            Image.fromarray(np.zeros((20, 20, 3) if colour else (20, 20), dtype=np.uint8)).save(folder / name)
         else:
             (folder / name).write_text("not an image")
     return folder
@@ -92,6 +93,31 @@ def failing_dask_fit():
 def without_dask():
     with mock.patch.dict(sys.modules, {"dask": None, "dask.array": None}):  # as if Dask were not installed
         PatchStream([np.zeros((20, 20))], 6).to_dask()
+
+
+def colour_file(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "colour.png"
+    rgb = np.stack([*np.meshgrid(np.arange(20), np.arange(20)), np.zeros((20, 20), int)], axis=-1)
+    Image.fromarray((rgb * 12).astype(np.uint8)).save(path)
+    return path
+
+
+def model_file(tmp_path, format_version):
+    """A model file as an eaelib 9.9 would write it in ``format_version`` (the arrays of the current format)."""
+    path = tmp_path / "model.npz"
+    save_model(fitted(), path)
+    with np.load(path) as saved:
+        arrays = dict(saved)
+    if format_version < 3:
+        arrays = {
+            k: v
+            for k, v in arrays.items()
+            if k not in ("history_iterations_", "param_code_solver", "param_certify_every")
+        }
+    np.savez(path, **{**arrays, "format_version": np.array(format_version), "eaelib_version": np.array("9.9")})
+    return path
 
 
 def bad_model_file(tmp_path):
@@ -149,12 +175,14 @@ RAISES = [
     ("image in a stream smaller than the patch", lambda: PatchStream([np.zeros((20, 20)), np.zeros((5, 9))], 6), ValueError, r"images\[1\] \(array of shape \(5, 9\)\): the image \(5 × 9\) is smaller than one patch \(6 × 6\)"),
     ("glob pattern that matches no file", lambda: image_files("/nonexistent/*.png"), FileNotFoundError, r"images: the pattern '/nonexistent/\*.png' matches no file"),
     ("stream given to fit with algorithm='batch'", lambda: fit(PatchStream([np.zeros((20, 20))], 6)), ValueError, r"fit\(X\) with X a PatchStream learns online, batch by batch: set algorithm='online'"),
-    ("dask.array or `--workers` without Dask installed", without_dask, ImportError, r"PatchStream.to_dask needs Dask, which is not installed: pip install 'eaelib\[dask\]'"),
+    ("dask.array or `--workers` without Dask installed", without_dask, ImportError, r'PatchStream.to_dask needs dask and distributed, which are not installed: pip install "eaelib\[dask\] @ git\+https://'),
+    ("X with fewer samples than features (samples as columns?)", lambda: fit(X.T), ValueError, r"fewer samples than features: shape \(8, 60\).*pass X.T, of shape \(60, 8\); if they are rows, fit\(X, allow_few_samples=True\)"),
     ("Dask task that fails for good (after its retries)", failing_dask_fit, SourceError, r"a Dask task of the fit failed.*OSError: disk on fire; the model holds the update of mini-batch 1"),
 ]
 RAISES_WITH_TMP = [
     ("file that is not an image", lambda tmp: load_image(bad_file(tmp)), ValueError, r"is not an image"),
     ("model file that is corrupt or truncated", lambda tmp: load_model(bad_model_file(tmp)), ValueError, r"is not an eaelib model file"),
+    ("model file from a newer eaelib (a later format)", lambda tmp: load_model(model_file(tmp, format_version=99)), ValueError, r"written by eaelib 9.9 in format_version 99, but this eaelib \(.+\) reads format_version 3 \(and 1 and 2\): upgrade eaelib"),
     ("empty image folder", lambda tmp: image_files(folder_with(tmp)), ValueError, r"images: the folder '.*' holds no image file"),
     ("file in an image folder that is not an image", lambda tmp: PatchStream(image_files(folder_with(tmp, "image.png", "notes.png"))), ValueError, r"images\[1\]: '.*notes.png' is not an image Pillow can read"),
 ]
@@ -163,7 +191,7 @@ HANDLED = [
     ("RGBA image", lambda: as_gray(np.dstack([np.full((4, 4, 3), 0.5), np.zeros((4, 4))])), lambda out: np.allclose(out, 0.5)),
     ("uint8 image", lambda: extract_patches(np.full((6, 6), 255, dtype=np.uint8), 3), lambda out: np.all(out == 1.0)),
     ("integer image", lambda: as_gray(np.full((4, 4), 1000)), lambda out: np.allclose(out, 1000 / 65535)),
-    ("X with one sample", lambda: fit_quietly(X[:1]), lambda model: np.isfinite(model.objective_history_).all()),
+    ("X with one sample", lambda: EnergyAutoEncoder(**SMALL).fit(X[:1], allow_few_samples=True), lambda model: np.isfinite(model.objective_history_).all()),
     ("X with zero variance (all zeros)", lambda: fit(np.zeros((10, 8))), lambda model: np.isfinite(model.D_).all() and model.objective_history_[-1] == 0),
     ("array of another library given to a fitted model", lambda: fitted().transform(xps.asarray(X)), lambda out: isinstance(out, np.ndarray) and out.shape == (60, 6)),
 
@@ -175,15 +203,14 @@ HANDLED_WITH_TMP = [
 WARNS = [
     ("integer X", lambda: fit(np.arange(40).reshape(10, 4)), DataConversionWarning, r"X has integer dtype int64 and is used as it is, values in \[0, 39\].*X / 255", lambda model: model.D_.dtype == np.float64),
     ("uint8 patches (pixel values 0–255)", lambda: fit(np.random.default_rng(0).integers(0, 256, (30, 9), dtype=np.uint8)), DataConversionWarning, r"integer dtype uint8.*scale pixel values to \[0, 1\] first", lambda model: model.D_.dtype == np.float64),
-    ("X with more features than samples (samples as columns?)", lambda: fit(X.T), UserWarning, r"more features than samples: shape \(8, 60\).*pass X.T, of shape \(60, 8\)", lambda model: model.n_features_in_ == 60),
+    ("float image with values 0–255", lambda: extract_patches(np.full((6, 6), 200.0), 3), UserWarning, r"image has floating values up to 200, where eaelib expects images in \[0, 1\].*divide by 255", lambda out: out.shape == (4, 9)),
+]
+WARNS_WITH_TMP = [
+    ("colour image file", lambda tmp: load_image(colour_file(tmp)), UserWarning, r"'.*colour.png' is a colour image \(RGB\): read as gray, its ITU-R BT.601 luma", lambda out: out.shape == (20, 20)),
+    ("folder of colour images, streamed", lambda tmp: PatchStream(image_files(folder_with(tmp, "image1.png", "image2.png", "image3.png", colour=True)), 6), UserWarning, r"'.*image1.png' is a colour image \(RGB\): read as gray.*; so are 2 more of its 3 images", lambda stream: sum(1 for _ in stream) > 0),
+    ("model file from an older eaelib (an earlier format)", lambda tmp: load_model(model_file(tmp, format_version=2)), UserWarning, r"written by eaelib 9.9 in format_version 2: converted to format_version 3 as it is read", lambda model: model.code_solver == "auto"),
 ]
 # fmt: on
-
-
-def fit_quietly(X, **params):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # one sample of 8 features: more features than samples
-        return fit(X, **params)
 
 
 @pytest.mark.parametrize(("case", "call", "error", "message"), RAISES, ids=[row[0] for row in RAISES])
@@ -214,6 +241,17 @@ def test_likely_mistakes_are_accepted_with_a_warning(case, call, warning, messag
         assert check(call())
 
 
+@pytest.mark.parametrize(
+    ("case", "call", "warning", "message", "check"), WARNS_WITH_TMP, ids=[r[0] for r in WARNS_WITH_TMP]
+)
+def test_files_that_are_likely_mistakes_are_read_with_a_warning(case, call, warning, message, check, tmp_path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert check(call(tmp_path))
+    said = [str(w.message) for w in caught if w.category is warning]  # not its subclasses (ConvergenceWarning)
+    assert len(said) == 1 and re.search(message, said[0]), f"one {warning.__name__} matching {message!r}, got {said}"
+
+
 def test_well_formed_input_gets_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -224,6 +262,6 @@ def test_well_formed_input_gets_no_warning():
 
 def test_readme_lists_every_case():
     rows = re.findall(r"^\| ([^|]+?) \|", README.read_text(), flags=re.MULTILINE)
-    cases = [row[0] for row in RAISES + RAISES_WITH_TMP + HANDLED + HANDLED_WITH_TMP + WARNS]
+    cases = [row[0] for row in RAISES + RAISES_WITH_TMP + HANDLED + HANDLED_WITH_TMP + WARNS + WARNS_WITH_TMP]
     missing = [case for case in cases if case not in rows]
     assert not missing, f"README's bad-input table lacks: {missing}"

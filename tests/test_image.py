@@ -30,13 +30,18 @@ def test_colour_files_become_bt601_luma(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, size=(5, 6, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "rgb.png")
     expected = rgb.astype(float) @ [0.299, 0.587, 0.114] / 255
-    np.testing.assert_allclose(load_image(tmp_path / "rgb.png"), expected, rtol=1e-12)
+    with pytest.warns(UserWarning, match=r"rgb.png' is a colour image \(RGB\): read as gray"):
+        np.testing.assert_allclose(load_image(tmp_path / "rgb.png"), expected, rtol=1e-12)
+    np.testing.assert_array_equal(
+        load_image(tmp_path / "rgb.png", quiet=True), load_image(tmp_path / "rgb.png", quiet=True)
+    )
 
 
 def test_alpha_is_dropped_and_gray_is_scaled(tmp_path):
     rgba = np.random.default_rng(1).integers(0, 256, size=(4, 4, 4), dtype=np.uint8)
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
-    np.testing.assert_allclose(load_image(tmp_path / "rgba.png"), rgba[..., :3] @ [0.299, 0.587, 0.114] / 255)
+    gray = load_image(tmp_path / "rgba.png", quiet=True)
+    np.testing.assert_allclose(gray, rgba[..., :3] @ [0.299, 0.587, 0.114] / 255)
     gray = np.arange(16, dtype=np.uint8).reshape(4, 4) * 16
     Image.fromarray(gray).save(tmp_path / "gray.png")
     np.testing.assert_array_equal(load_image(tmp_path / "gray.png"), gray / 255)

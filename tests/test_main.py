@@ -3,6 +3,7 @@
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -264,16 +265,23 @@ def test_commands_refuse_bad_models_and_codes(learned, image_path, tmp_path, cap
     assert not (tmp_path / "o").exists()
 
 
-def test_a_missing_optional_dependency_is_a_usage_error_naming_the_flag(image_path, tmp_path, capsys, monkeypatch):
+def test_missing_optional_dependencies_are_named_at_once_with_the_install_line(
+    image_path, tmp_path, capsys, monkeypatch
+):
     argv = ["learn", str(image_path), "--out", str(tmp_path / "o"), *SMALL]
+    install = 'pip install "eaelib[full] @ git+https://'
     monkeypatch.setitem(sys.modules, "tqdm", None)  # as if tqdm were not installed
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "argument --no-progress" in err and "pip install tqdm" in err and "Traceback" not in err
+    assert f"eaelib learn needs tqdm, which is not installed: {install}" in err and "Traceback" not in err
+    assert err.rstrip().endswith("(or pip install tqdm); or pass --no-progress")
     assert main([*argv, "--no-progress", "--no-figures", "-q"]) == 0
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    assert main([*argv, "--no-progress"]) == 2
-    assert "argument --no-figures" in capsys.readouterr().err
+    for module in ("matplotlib", "PIL"):
+        monkeypatch.setitem(sys.modules, module, None)
+    assert main(argv) == 2  # one message names all three, not one per run
+    err = capsys.readouterr().err
+    assert "eaelib learn needs pillow, tqdm and matplotlib, which are not installed: " + install in err
+    assert "(or pip install pillow tqdm matplotlib); or pass --no-progress --no-figures" in err
 
 
 def test_resume_checks_what_it_continues(learned, image_path, tmp_path, capsys):
@@ -299,6 +307,23 @@ def _read_until(stream, marker, timeout):
 
     threading.Thread(target=read, daemon=True).start()
     return found.wait(timeout) and marker in seen, seen
+
+
+def test_resume_reports_the_saved_history_then_the_restart(learned, image_path, tmp_path, capsys):
+    out = tmp_path / "again"
+    shutil.copytree(learned, out)
+    saved = load_model(out / "model.npz")
+    argv = ["learn", str(image_path), "--out", str(out), "--resume", "--max-outer", "1", "--no-progress"]
+    assert main([*argv, "--no-figures"]) == 0
+    text = capsys.readouterr().out
+    first, last = saved.objective_history_[0], saved.objective_history_[-1]
+    said = (
+        f"energy: {first:.6g} at initialization → {last:.6g} after the saved model's {saved.n_iter_} outer iterations;"
+    )
+    assert said in text, text
+    restart = load_model(out / "model.npz").objective_history_
+    assert f"resumed with its codes from zero: {restart[0]:.6g} → {restart[-1]:.6g}" in text
+    assert "outer iterations: 1 more" in text
 
 
 def test_ctrl_c_saves_the_model_exits_130_and_resume_continues(image_path, tmp_path):
@@ -407,7 +432,7 @@ def test_dask_options_without_dask_are_a_usage_error(image_folder, tmp_path, cap
     argv = ["learn", str(image_folder), "--out", str(tmp_path / "o"), *SMALL, "--no-progress", "--workers", "2"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "argument --workers: needs distributed" in err and "eaelib[dask]" in err
+    assert 'argument --workers needs distributed, which is not installed: pip install "eaelib[dask] @ git+' in err
 
 
 def test_every_choice_option_offers_its_own_choices(image_path, tmp_path, capsys):

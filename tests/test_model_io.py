@@ -2,6 +2,7 @@
 
 import io
 import pathlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -168,10 +169,10 @@ def test_missing_file(tmp_path):
 def test_wrong_format_version(saved):
     arrays = read(saved)
     arrays["format_version"] = np.array(FORMAT_VERSION + 1)
+    arrays["eaelib_version"] = np.array("9.0.0")
     write(saved, arrays)
-    with pytest.raises(
-        ValueError, match=rf"format_version {FORMAT_VERSION + 1} found.*reads format_version {FORMAT_VERSION}"
-    ):
+    newer = rf"written by eaelib 9.0.0 in format_version {FORMAT_VERSION + 1}, but this eaelib \(.*\) reads "
+    with pytest.raises(ValueError, match=newer + rf"format_version {FORMAT_VERSION} .*: upgrade eaelib to read it"):
         load_model(saved)
     del arrays["format_version"]
     write(saved, arrays)
@@ -268,8 +269,10 @@ def test_format_2_files_are_read_with_the_new_parameters_at_their_defaults(saved
     write(saved, {**arrays, "format_version": np.array(2)})
     with pytest.raises(ValueError, match="unexpected arrays: history_iterations_, param_certify_every"):
         load_model(saved)
-    write(saved, {**older(arrays), "format_version": np.array(2)})
-    loaded = load_model(saved)
+    write(saved, {**older(arrays), "format_version": np.array(2), "eaelib_version": np.array("0.0.9")})
+    converted = r"written by eaelib 0.0.9 in format_version 2: converted to format_version 3 as it is read \("
+    with pytest.warns(UserWarning, match=converted + r"code_solver and certify_every take their defaults"):
+        loaded = load_model(saved)
     assert loaded.code_solver == "auto" and loaded.certify_every == eaelib.EnergyAutoEncoder().certify_every
     assert loaded.history_iterations_ == list(range(model.n_iter_ + 1))
     assert_same_model(loaded, model, X)
@@ -291,7 +294,8 @@ def test_format_1_files_are_read(saved, model, X):
     arrays = older(read(saved))
     assert "patch_size" not in arrays
     write(saved, {**arrays, "format_version": np.array(1)})
-    loaded = load_model(saved)
+    with pytest.warns(UserWarning, match=r"format_version 1: converted .*\(no patch layout: .*; code_solver"):
+        loaded = load_model(saved)
     assert loaded.patch_layout_ is None
     assert_same_model(loaded, model, X)
     layout = {"patch_size": np.array(8), "patch_stride": np.array(4), "patch_centered": np.array(False)}
@@ -321,3 +325,10 @@ def test_inconsistent_patch_layouts(model, tmp_path):
 def test_model_io_knows_the_file_not_the_estimator():
     source = (Path(eaelib.__file__).parent / "model_io.py").read_text(encoding="utf-8")
     assert "estimator" not in "".join(line for line in source.splitlines() if line.startswith(("from", "import")))
+
+
+def test_a_file_of_the_current_format_from_another_version_is_read_as_it_is(saved, model, X):
+    write(saved, {**read(saved), "eaelib_version": np.array("0.0.9")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # same format: nothing to convert, nothing to say
+        assert_same_model(load_model(saved), model, X)

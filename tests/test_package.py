@@ -20,7 +20,18 @@ PACKAGE = Path(eaelib.__file__).parent
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
 # The core, as the README's "Copying eaelib" describes it: the solver, the subproblems, learning, the
 # estimator and the patches, with the private helpers they use (and image.py, for extract_patches' as_gray).
-CORE = ("__init__", "_version", "_array", "_base", "_validation", "fista", "dual", "subproblems", "learning")
+CORE = (
+    "__init__",
+    "_version",
+    "_array",
+    "_base",
+    "_validation",
+    "_optional",
+    "fista",
+    "dual",
+    "subproblems",
+    "learning",
+)
 CORE += ("estimator",)
 CORE += ("patches", "image")
 
