@@ -44,6 +44,10 @@ from .patches import PatchLayout, patch_grid
 FIGURES = ("convergence.png", "inner.png", "atoms.png", "norms.png", "codes.png")
 MODEL_FILE = "model.npz"
 PATCH_SIZE = 12  # learn's default patch side, as extract_patches'
+# denoise's default stride: on a 512 × 512 photo at σ = 20 with the model its help suggests, stride 1 coded
+# 251,001 patches in 21 s for 29.34 dB, stride 2 63,001 in 6.7 s for 29.30 dB, stride 4 15,876 in 1.3 s for
+# 29.22 dB (2026-12-06, this machine, 2 threads); the default model's denser codes take about 5 times longer.
+DENOISE_STRIDE = 2
 CODES_FILE = "codes.npz"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a process stopped by Ctrl-C
 # The learn options that set the model's patches, checked against a model that --resume continues.
@@ -300,10 +304,11 @@ def build_parser():
     denoise.add_argument(
         "--stride",
         type=_positive_int,
-        default=1,
+        default=DENOISE_STRIDE,
         metavar="S",
-        help="step between the patches coded: 1 codes every overlapping patch; larger is faster and coarser "
-        "(default: %(default)s)",
+        help="step between the patches coded: 1 codes every overlapping patch, 4 times the patches of stride 2, "
+        "for a few hundredths of a dB; larger is faster and coarser, and crops up to S − 1 pixels that no patch "
+        "covers (default: %(default)s)",
     )
     denoise.set_defaults(run=denoise_command, command_parser=denoise)
     return parser
@@ -328,6 +333,14 @@ def _require(args, purpose, *needs, extra="full"):
         message = missing_message(purpose, missing(*(module for module, _ in absent)), extra)
         options = [option for _, option in absent if option]
         _error(args, message + (f"; or pass {' '.join(options)}" if options else ""))
+
+
+def _progress(args):
+    """Whether encode and denoise show a bar over the codes: unless --quiet, where tqdm is installed.
+
+    Unlike learn's (--no-progress), this bar is not asked for, so its absence is no error.
+    """
+    return not args.quiet and not missing("tqdm")
 
 
 def _load_image(args, name, argument="IMAGE"):
@@ -739,6 +752,7 @@ def _learn_lines(s):
 def encode_command(args, out=None, err=None):
     """Run ``eaelib encode``: codes of IMAGE's patches, the reconstruction and its PSNR."""
     model = _load_model(args, args.model)
+    model.set_params(progress=_progress(args))
     layout = model.patch_layout_
     image = _load_image(args, args.image)
     try:
@@ -854,6 +868,7 @@ def denoise_command(args, out=None, err=None):
     from .denoising import add_noise, denoise
 
     model = _load_model(args, args.model)
+    model.set_params(progress=_progress(args))
     layout = model.patch_layout_
     clean = _load_image(args, args.image)
     try:

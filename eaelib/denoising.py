@@ -166,7 +166,8 @@ def denoise(
     model : fitted estimator
         Anything with ``transform(X)`` (codes, samples as rows) and ``inverse_transform(Z)``, trained on
         mean-removed patches of ``patch_size²`` pixels: an :class:`~eaelib.EnergyAutoEncoder`, scikit-learn's
-        ``MiniBatchDictionaryLearning`` or ``SparseCoder``, or a :class:`LinearPatchFilter`.
+        ``MiniBatchDictionaryLearning`` or ``SparseCoder``, or a :class:`LinearPatchFilter`. An
+        :class:`~eaelib.EnergyAutoEncoder` with ``progress=True`` shows a bar over the patches' exact codes.
     patch_size : int, default=8
     stride : int, default=1
         Step between patches; 1 codes every overlapping patch. The patches must cover the image

@@ -38,6 +38,9 @@ ALGORITHMS = ("batch", "online")
 _TRANSFORM_RTOL = 1e-6
 _TRANSFORM_START = "encoder"
 _TRANSFORM_MOMENTUM = "strong"
+# With progress=True, transform's exact codes are solved this many samples at a time, so that its bar moves
+# (a photo's overlapping patches take minutes); a multiple of the 1024 columns the solvers take at a time.
+_TRANSFORM_CHUNK = 8192
 WEIGHTS = ("lambda_d", "lambda_e", "lambda_s", "lambda_g")
 
 
@@ -298,7 +301,8 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     progress: bool = param(
         False,
         "bool",
-        "Show a progress bar over the outer iterations (needs tqdm).",
+        "Show a progress bar over the outer iterations (or epochs) of fit, and over the samples of transform's "
+        "exact codes (needs tqdm).",
         "bool",
         cli="--no-progress",
         cli_default=True,
@@ -686,14 +690,27 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             self.n_steps_ = self._online.step
         self.n_reinitialized_atoms_ = result.n_reinitialized
 
-    def _progress_callback(self):
+    def _bar(self, total, desc, unit):
+        """A tqdm bar if ``progress``, else None."""
         if not self.progress:
-            return None, None
+            return None
         tqdm = require("tqdm.auto", "progress=True (or set progress=False)").tqdm
-        bar = tqdm(total=self.max_outer, desc="outer iterations", unit="it")
+        return tqdm(total=total, desc=desc, unit=unit)
+
+    def _progress_callback(self):
+        """``(callback, bar)`` of fit's progress bar, or ``(None, None)``.
+
+        The bar has no total: a fit stops when its certificate says so, which no count of iterations
+        predicts (``max_outer`` is a cap, mostly far from the stop), so it shows the iterations done, their
+        rate and the energy, without an estimated time left.
+        """
+        online = self.algorithm == "online"
+        bar = self._bar(None, "epochs" if online else "outer iterations", "it")
+        if bar is None:
+            return None, None
 
         def callback(iteration, terms):
-            bar.update(1)
+            bar.update(iteration - bar.n)  # online: certified epochs only, so steps of certify_every
             bar.set_postfix(energy=f"{terms['total']:.6g}")
             return False
 
@@ -753,28 +770,43 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
         weights = self._weights()
         rtol = check_scalar(_TRANSFORM_RTOL if rtol is None else rtol, "rtol", low=0.0)
         max_iter = check_scalar(10 * self.max_inner if max_iter is None else max_iter, "max_iter", kind="int", low=1)
-        result = solve_codes(
-            X.mT,
-            self.D_,
-            self.E_,
-            _TRANSFORM_START,
-            lambda_d=weights["lambda_d"],
-            lambda_e=weights["lambda_e"],
-            lambda_s=weights["lambda_s"],
-            rtol=rtol,
-            max_iter=max_iter,
-            criterion="kkt",
-            momentum=_TRANSFORM_MOMENTUM,
-            solver=self.code_solver,
-        )
-        if not result.converged:
+        xp, n_samples = get_namespace(X), X.shape[0]
+        bar = self._bar(n_samples, "exact codes", "sample") if n_samples > _TRANSFORM_CHUNK else None
+        step = _TRANSFORM_CHUNK if bar is not None else n_samples
+        codes, unconverged = [], []
+        try:
+            for start in range(0, n_samples, step):
+                result = solve_codes(
+                    X[start : start + step, :].mT,
+                    self.D_,
+                    self.E_,
+                    _TRANSFORM_START,
+                    lambda_d=weights["lambda_d"],
+                    lambda_e=weights["lambda_e"],
+                    lambda_s=weights["lambda_s"],
+                    rtol=rtol,
+                    max_iter=max_iter,
+                    criterion="kkt",
+                    momentum=_TRANSFORM_MOMENTUM,
+                    solver=self.code_solver,
+                )
+                codes.append(result.x.mT)
+                if not result.converged:
+                    unconverged.append(result)
+                if bar is not None:
+                    bar.update(codes[-1].shape[0])
+        finally:
+            if bar is not None:
+                bar.close()
+        if unconverged:
+            worst = max(unconverged, key=lambda r: r.certificate[-1])
             warnings.warn(
-                f"transform stopped ({result.status}) after {result.n_iter} iterations with a KKT residual of "
-                f"{result.certificate[-1]:.3g} (tolerance {rtol:g} × lambda_s); raise max_iter or rtol",
+                f"transform stopped ({worst.status}) after {worst.n_iter} iterations with a KKT residual of "
+                f"{worst.certificate[-1]:.3g} (tolerance {rtol:g} × lambda_s); raise max_iter or rtol",
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        return result.x.mT
+        return codes[0] if len(codes) == 1 else xp.concat(codes, axis=0)
 
     def inverse_transform(self, Z):
         """Reconstructions ``Z @ D_.T`` (the book's ``DZ``), shape (n_samples, n_features)."""

@@ -403,3 +403,38 @@ def test_float32_exact_codes_are_within_1e_3_lambda_s_of_optimal(barbara_patches
     assert kkt <= 1e-3 * lambda_s
     Z64 = model.transform(X)
     assert np.abs(Z32 - Z64).max() <= 1e-3 * np.abs(Z64).max()
+
+
+@pytest.mark.parametrize("code_solver", ["lars", "fista"])
+def test_transform_with_a_progress_bar_codes_in_chunks_to_the_same_codes(code_solver, monkeypatch, capsys):
+    import eaelib.estimator
+
+    X = _energy_data()
+    model = EnergyAutoEncoder(n_atoms=8, max_outer=3, random_state=0, code_solver=code_solver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    whole = model.transform(X)
+    monkeypatch.setattr(eaelib.estimator, "_TRANSFORM_CHUNK", 7)  # so that a few samples make several chunks
+    model.set_params(progress=True)
+    chunked = model.transform(X)
+    bar = capsys.readouterr().err
+    assert "exact codes: 100%" in bar and f"{X.shape[0]}/{X.shape[0]}" in bar
+    if code_solver == "lars":  # exact codes, column by column: the chunks change only the products' rounding
+        np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-14)
+    else:  # FISTA iterates each chunk until its own columns meet the tolerance (1e-6 of lambda_s)
+        np.testing.assert_allclose(chunked, whole, atol=1e-5)
+    model.set_params(progress=False)
+    model.transform(X)
+    assert capsys.readouterr().err == ""
+
+
+def test_the_progress_bar_of_fit_claims_no_total_and_is_closed_when_the_fit_stops_early(capsys):
+    X = _energy_data()
+    model = EnergyAutoEncoder(n_atoms=8, max_outer=200, random_state=0, progress=True, callback=lambda k, t: k == 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    bar = capsys.readouterr().err
+    assert model.n_iter_ == 3 and "outer iterations: 3it" in bar, bar
+    assert "%" not in bar and "/200" not in bar  # no share of max_outer, no time left estimated from it

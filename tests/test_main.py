@@ -230,7 +230,7 @@ def test_encode_then_reconstruct(learned, image_path, tmp_path, capsys, method):
 def test_denoise_with_added_noise(learned, image_path, tmp_path, capsys):
     out = tmp_path / "denoised"
     argv = ["denoise", str(learned / "model.npz"), str(image_path), "--out", str(out), "--sigma", "25", "--json"]
-    assert main(argv) == 0
+    assert main([*argv, "--stride", "1"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["files"] == ["noisy.png", "denoised.png", "summary.json"]
     assert summary["n_patches"] == 33 * 33 and summary["image_shape"] == [40, 40]  # every 8 × 8 patch, stride 1
@@ -244,6 +244,24 @@ def test_denoise_with_added_noise(learned, image_path, tmp_path, capsys):
     assert main(["denoise", str(learned / "model.npz"), str(image_path), "--out", str(out / "as_is"), "-q"]) == 0
     summary = json.loads((out / "as_is" / "summary.json").read_text(encoding="utf-8"))
     assert summary["psnr_denoised_db"] is None and summary["files"] == ["denoised.png", "summary.json"]
+
+
+def test_denoise_codes_every_other_patch_by_default_with_a_bar_over_the_codes(learned, image_path, tmp_path, capsys):
+    import eaelib.estimator
+
+    eaelib.estimator._TRANSFORM_CHUNK, chunk = 100, eaelib.estimator._TRANSFORM_CHUNK  # a bar for 289 patches
+    try:
+        argv = ["denoise", str(learned / "model.npz"), str(image_path), "--sigma", "25"]
+        assert main([*argv, "--out", str(tmp_path / "a"), "--json"]) == 0
+        printed = capsys.readouterr()
+        assert main([*argv, "--out", str(tmp_path / "b"), "-q"]) == 0
+        quiet = capsys.readouterr()
+    finally:
+        eaelib.estimator._TRANSFORM_CHUNK = chunk
+    summary = json.loads(printed.out)
+    assert summary["stride"] == 2 and summary["n_patches"] == 17 * 17  # 8 × 8 patches of a 40 × 40 image
+    assert "exact codes: 100%" in printed.err and "289/289" in printed.err
+    assert quiet == ("", "")
 
 
 def test_commands_refuse_bad_models_and_codes(learned, image_path, tmp_path, capsys):
