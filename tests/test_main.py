@@ -476,3 +476,14 @@ def test_a_fit_that_fails_for_good_saves_what_it_learned_and_exits_1(image_folde
     err = capsys.readouterr().err
     assert "saved the model so far" in err and "eaelib learn: error: a Dask task of the fit failed" in err
     assert load_model(out / "model.npz").n_iter_ == 1
+
+
+def test_a_colour_image_is_read_as_gray_and_the_command_says_so(learned, image_path, tmp_path, capsys):
+    gray = np.asarray(Image.open(image_path))
+    colour = tmp_path / "colour.png"
+    Image.fromarray(np.stack([gray, gray[::-1], gray[:, ::-1]], axis=-1)).save(colour)
+    argv = ["denoise", str(learned / "model.npz"), str(colour), "--out", str(tmp_path / "o"), "--json"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    expected = f"eaelib denoise: warning: {str(colour)!r} is a colour image (RGB): read as gray, its ITU-R BT.601 luma"
+    assert expected in err and err.count("warning:") == 1 and "UserWarning" not in err
