@@ -23,6 +23,11 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the test extra installs tomli on Python 3.10
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
@@ -130,6 +135,27 @@ def _chapter_imports():
     return required - set(sys.stdlib_module_names), optional
 
 
+def _eaelib_requires():
+    """eaelib's requirements as its metadata lists them, from this checkout's pyproject.toml.
+
+    Not from the installed eaelib's metadata, which is as old as its last install; the other
+    distributions' requirements are read from this environment.
+    """
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requires = list(project["dependencies"])
+    for extra, requirements in project["optional-dependencies"].items():
+        for text in requirements:
+            requirement = Requirement(text)
+            marker = f"({requirement.marker}) and " if requirement.marker else ""
+            requirement.marker = None
+            requires.append(f'{requirement}; {marker}extra == "{extra}"')
+    return requires
+
+
+def _requires(name):
+    return _eaelib_requires() if name == "eaelib" else metadata.requires(name) or []
+
+
 def _requirements_closure(requirement_lines):
     """Every distribution (normalized name) that installing ``requirement_lines`` brings in."""
     pending = []
@@ -149,7 +175,7 @@ def _requirements_closure(requirement_lines):
         if key in seen:
             continue
         seen.add(key)
-        for text in metadata.requires(requirement.name) or []:
+        for text in _requires(requirement.name):
             dependency = Requirement(text)
             extras = requirement.extras or {""}
             if dependency.marker is None or any(dependency.marker.evaluate({"extra": e}) for e in extras):
@@ -179,13 +205,22 @@ def test_requirements_txt_leaves_out_the_tooling():
     assert "-e .[notebooks]" in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
     while pending:
         requirement = Requirement(pending.pop())
-        for text in metadata.requires("eaelib"):
+        for text in _eaelib_requires():
             dependency = Requirement(text)
             if dependency.marker is None or any(dependency.marker.evaluate({"extra": e}) for e in requirement.extras):
                 if dependency.name == "eaelib":
                     pending.append(text.split(";")[0])
                 else:
                     asked.add(dependency.name)
-    tooling = {"pytest", "hypothesis", "ruff", "nbval", "selenium", "jupyter-book", "setuptools", "pyyaml"}
-    assert {"numpy", "matplotlib", "pyunlocbox", "array-api-strict"} <= asked
+    tooling = {"pytest", "hypothesis", "ruff", "nbval", "selenium", "jupyter-book", "setuptools", "pyyaml", "myst-nb"}
+    assert {"numpy", "matplotlib", "pyunlocbox", "array-api-strict", "dask", "distributed", "ipykernel"} <= asked
     assert not tooling & asked, tooling & asked
+
+
+def test_requirements_txt_brings_no_book_building():
+    # The chapters glue their numbers with myst_nb only where it is installed (the book's build):
+    # what Binder installs, dependencies included, holds neither myst-nb nor what it would bring.
+    installed = _requirements_closure((ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines())
+    assert {"eaelib", "numpy", "pyunlocbox", "dask", "distributed", "ipykernel", "ipython"} <= installed
+    building = {"myst-nb", "jupyter-book", "sphinx", "jupyter-cache", "sqlalchemy", "nbclient", "docutils"}
+    assert not building & installed, building & installed
