@@ -135,7 +135,9 @@ def test_without_dask_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask", None)
     monkeypatch.setitem(sys.modules, "dask.array", None)
     stream = PatchStream([np.zeros((20, 20))], 4)
-    with pytest.raises(ImportError, match=r"pip install 'eaelib\[dask\]'"):
+    with pytest.raises(
+        ImportError, match=r'needs dask and distributed, .*: pip install "eaelib\[dask\] @ git\+https://'
+    ):
         stream.to_dask()
 
 

@@ -117,9 +117,10 @@ def test_files_colour_and_gray_are_read_as_load_image_reads_them(tmp_path):
     (tmp_path / "README.txt").write_text("not an image, and not an image's extension: left out")
     files = image_files(tmp_path)
     assert [f.name for f in files] == ["a.png", "b.png"]
-    from_files = PatchStream(files, 4, 4, shuffle=False, batch_size=100)
+    with pytest.warns(UserWarning, match=r"a.png' is a colour image \(RGB\): read as gray"):
+        from_files = PatchStream(files, 4, 4, shuffle=False, batch_size=100)
     assert from_files.shapes == [(20, 24), (16, 16)]
-    arrays = [eaelib.load_image(f) for f in files]
+    arrays = [eaelib.load_image(f, quiet=True) for f in files]
     np.testing.assert_array_equal(
         np.concatenate(list(from_files)), np.concatenate(list(PatchStream(arrays, 4, 4, shuffle=False, batch_size=100)))
     )
