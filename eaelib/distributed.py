@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._array import dtype_name, get_namespace, to_namespace, to_numpy
+from ._array import backend_name, dtype_name, get_namespace, resolve_dtype, to_namespace, to_numpy
 from ._optional import missing, missing_message
+from ._validation import model_namespace
 from .online import SourceError, Statistics, absorb, batches_in, certify, evaluation_sums, resample_unused
 
 #: Retries of a task on the distributed scheduler (another worker takes it when one dies).
@@ -95,11 +96,30 @@ class DaskSource:
             raise ValueError(f"X must be a 2-D dask array of shape (n_samples, n_features), got shape {X.shape}")
         if X.numblocks[1] > 1:
             X = X.rechunk({1: -1})
-        self.X, self.sizes = X, X.chunks[0]
+        self.X, self.sizes, self.n_features = X, X.chunks[0], int(X.shape[1])
         self.blocks = _own_graphs(list(X.to_delayed()[:, 0]))
         self.groups = batch_groups(self.sizes, batch_size)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
         self.shuffle, self.xp, self.dtype, self.device, self.retries = shuffle, xp, dtype, device, retries
+
+    @classmethod
+    def for_model(cls, X, batch_size, shuffle, backend, dtype):
+        """The source of an estimator with parameters ``backend`` and ``dtype``.
+
+        The model computes with the library of ``X``'s chunks (``backend=None``) and in their floating
+        type (``dtype=None``; float64 for integer chunks); a ``backend`` other than the chunks' library is
+        refused, since every chunk would be converted on the client.
+        """
+        meta = X._meta  # an empty chunk: Dask's record of the chunks' library and dtype
+        xp = model_namespace(backend, meta)
+        if xp is not get_namespace(meta) and backend is not None:
+            raise ValueError(
+                f"backend={backend!r} differs from the library of the dask.array's chunks "
+                f"({backend_name(get_namespace(meta))}): convert the chunks (X.map_blocks) or set backend=None"
+            )
+        floating = np.dtype(str(meta.dtype).rsplit(".", 1)[-1]).kind == "f"
+        default = getattr(xp, dtype_name(meta.dtype)) if floating else None
+        return cls(X, batch_size, shuffle, xp, resolve_dtype(xp, dtype, default))
 
     # -- running tasks -----------------------------------------------------------------------------------
 

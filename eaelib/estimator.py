@@ -8,7 +8,7 @@ from dataclasses import KW_ONLY, dataclass, replace
 
 import numpy as np
 
-from ._array import BACKENDS, DTYPES, backend_name, dtype_name, get_namespace, resolve_dtype
+from ._array import BACKENDS, DTYPES, backend_name, get_namespace
 from ._base import BaseEstimator, ConvergenceWarning, DataConversionWarning, NotFittedError, TransformerMixin
 from ._optional import require
 from ._validation import (
@@ -389,153 +389,84 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     def _fit(self, X, laplacian, allow_few_samples=False):
         weights = self._check_params()
         source = self._batch_source(X)
+        if source is None:
+            xp = model_namespace(self.backend, X)
+            X_in = X
+            xp, X = check_array(X, xp=xp, dtype=self.dtype)
+            _check_likely_mistakes(X_in, X, allow_few_samples)
+        if (source is not None or self.algorithm == "online") and weights["lambda_g"] > 0:
+            raise ValueError("algorithm='online' cannot use the graph term (lambda_g > 0): it couples all samples")
         if source is not None:
-            if weights["lambda_g"] > 0:
-                raise ValueError("algorithm='online' cannot use the graph term (lambda_g > 0): it couples all samples")
-            return self._fit_online(*source, weights)
-        xp = model_namespace(self.backend, X)
-        X_in = X
-        xp, X = check_array(X, xp=xp, dtype=self.dtype)
-        _check_likely_mistakes(X_in, X, allow_few_samples)
-        n_features = X.shape[1]
+            return self._fit_online(source, source.first_batch, source.xp, source.n_features, weights)
+        Xb = X.mT  # the book's orientation: samples as columns
+        if self.algorithm == "online":
+            first = (lambda: Xb[:, : min(self.batch_size, Xb.shape[1])]) if not self.shuffle else (lambda: Xb)
+            return self._fit_online(Xb, first, xp, X.shape[1], weights)
         graph = None
         if weights["lambda_g"] > 0:
             if laplacian is None:
                 raise ValueError("lambda_g > 0 needs fit(X, laplacian=L) with L of shape (n_samples, n_samples)")
             graph = _graph_laplacian(laplacian, X)
-        Xb = X.mT  # the book's orientation: samples as columns
-        if self.algorithm == "online":
-            if graph is not None:
-                raise ValueError("algorithm='online' cannot use the graph term (lambda_g > 0): it couples all samples")
-            first = (lambda: Xb[:, : min(self.batch_size, Xb.shape[1])]) if not self.shuffle else (lambda: Xb)
-            return self._fit_online(Xb, first, xp, n_features, weights)
         Z0, D0, E0 = self._starting_point(Xb)
+        options = dict(max_outer=self.max_outer, max_inner=self.max_inner, rtol=self.rtol, inner_rtol=self.inner_rtol)
+        options |= dict(solver=self.solver, code_solver=self.code_solver, reinit_dead_atoms=self.reinit_dead_atoms)
 
-        progress, bar = self._progress_callback()
-
-        def callback(iteration, terms):
-            stop = progress is not None and progress(iteration, terms)
-            return bool(self.callback is not None and self.callback(iteration, terms)) or stop
+        def run(callback):
+            warm = self._warm_multipliers()
+            return learn(Xb, Z0, D0, E0, **weights, laplacian=graph, **options, callback=callback, multipliers=warm)
 
         try:
-            result = learn(
-                Xb,
-                Z0,
-                D0,
-                E0,
-                **weights,
-                laplacian=graph,
-                max_outer=self.max_outer,
-                max_inner=self.max_inner,
-                rtol=self.rtol,
-                inner_rtol=self.inner_rtol,
-                solver=self.solver,
-                code_solver=self.code_solver,
-                reinit_dead_atoms=self.reinit_dead_atoms,
-                callback=callback,
-                multipliers=self._warm_multipliers(),
-            )
+            result = self._with_progress(run)
         except (DivergenceError, EnergyIncreaseError) as exc:
-            self._store(exc.result, xp, n_features)
+            self._store(exc.result, xp, X.shape[1])
             raise
-        finally:
-            if bar is not None:
-                bar.close()
-        self._store(result, xp, n_features)
-        if result.interrupted:
-            warnings.warn(
-                f"fit was interrupted after {self.n_iter_} outer iterations: the model holds the last complete "
-                "one and is not converged; fit again with warm_start=True to continue",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        elif result.status in ("max_outer", "stalled"):
-            warnings.warn(self._not_converged_message(result), ConvergenceWarning, stacklevel=3)
+        self._store(result, xp, X.shape[1])
+        self._say_how_it_stopped(result, "outer iterations")
         return result.Z
 
     def _batch_source(self, X):
-        """``(source, first, xp, n_features)`` to learn online from a PatchStream or a dask.array, else None.
-
-        ``first()`` gives the samples (as columns) that the model's start is drawn from: the first batch.
-        """
+        """The batch source of a PatchStream or a dask.array (:mod:`eaelib.online`), else None."""
         stream = _patch_stream(X)
         dask = X if stream is None and _is_dask_array(X) else None
         if stream is None and dask is None:
             return None
-        what = "a PatchStream" if stream is not None else "a dask.array"
         if self.algorithm != "online":
+            what = "a PatchStream" if stream is not None else "a dask.array"
             raise ValueError(f"fit(X) with X {what} learns online, batch by batch: set algorithm='online'")
-        from .online import StreamSource
-
         if stream is not None:
-            xp = model_namespace(self.backend, np.empty(0))
-            dtype = resolve_dtype(xp, self.dtype, xp.float64 if stream.dtype == np.float64 else xp.float32)
-            source = StreamSource(stream, xp, dtype)
-            first = lambda: next(source._columns(stream.batches(stream._epoch)))
-            return source, first, xp, stream.n_features
+            from .online import StreamSource
+
+            return StreamSource.for_model(stream, self.backend, self.dtype)
         from .distributed import DaskSource
 
-        xp = model_namespace(self.backend, dask._meta)
-        meta = dask._meta
-        current = meta.dtype if np.dtype(str(meta.dtype).rsplit(".", 1)[-1]).kind == "f" else None
-        dtype = resolve_dtype(xp, self.dtype, None if current is None else getattr(xp, dtype_name(current)))
-        if xp is not get_namespace(meta) and self.backend is not None:
-            raise ValueError(
-                f"backend={self.backend!r} differs from the library of the dask.array's chunks "
-                f"({backend_name(get_namespace(meta))}): convert the chunks (X.map_blocks) or set backend=None"
-            )
-        source = DaskSource(dask, self.batch_size, self.shuffle, xp, dtype)
-        return source, source.first_batch, xp, int(dask.shape[1])
+        return DaskSource.for_model(dask, self.batch_size, self.shuffle, self.backend, self.dtype)
 
     def _fit_online(self, data, first, xp, n_features, weights):
-        """``fit`` with ``algorithm="online"``: epochs of mini-batches, certified at each epoch's end.
+        """``fit`` with ``algorithm="online"``: epochs of mini-batches, certified every ``certify_every`` epochs.
 
         ``data`` is the samples as columns (an array) or a batch source (:mod:`eaelib.online`);
         ``first()`` the samples the start is drawn from.
         """
         from .online import SourceError, learn_online, start_like  # only here: the core copied alone works without it
 
-        warm = self.warm_start and hasattr(self, "D_")
-        state = getattr(self, "_online", None) if warm else None
+        state = getattr(self, "_online", None) if self.warm_start and hasattr(self, "D_") else None
         if state is None:
             rng = check_random_state(self.random_state)
-            if warm:  # a loaded model: its D and E, with statistics that start anew
-                _, D0 = check_array(self.D_, name="D_", xp=xp, dtype=self.dtype)
-                _, E0 = check_array(self.E_, name="E_", xp=xp, dtype=self.dtype)
-                if D0.shape != (n_features, self.n_atoms):
-                    raise ValueError(
-                        f"warm_start needs X with {D0.shape[0]} features and n_atoms={D0.shape[1]} as fitted, "
-                        f"got {n_features} features and n_atoms={self.n_atoms}"
-                    )
-            else:
-                _, D0, E0 = initialize(first(), self.n_atoms, rng, method=self.init)
-            state = start_like(D0, E0)
+            # A loaded model continues from its D and E, with statistics that start anew.
+            warm = self._warm_parameters(n_features, xp, getattr(data, "device", None), data.dtype)
+            state = start_like(*(warm or initialize(first(), self.n_atoms, rng, method=self.init)[1:]))
         else:
             rng = self._online_rng
-        progress, bar = self._progress_callback()
+        lambdas = {k: weights[k] for k in ("lambda_d", "lambda_e", "lambda_s")}
+        options = dict(batch_size=self.batch_size, max_epochs=self.max_outer, rtol=self.rtol, shuffle=self.shuffle)
+        options |= dict(inner_rtol=self.inner_rtol, max_inner=self.max_inner, code_solver=self.code_solver)
+        options |= dict(certify_every=self.certify_every, random_state=rng, state=state)
 
-        def callback(epoch, terms):
-            stop = progress is not None and progress(epoch, terms)
-            return bool(self.callback is not None and self.callback(epoch, terms)) or stop
+        def run(callback):
+            return learn_online(data, state.D, state.E, **lambdas, **options, callback=callback)
 
         try:
-            result, state = learn_online(
-                data,
-                state.D,
-                state.E,
-                **{k: weights[k] for k in ("lambda_d", "lambda_e", "lambda_s")},
-                batch_size=self.batch_size,
-                max_epochs=self.max_outer,
-                rtol=self.rtol,
-                inner_rtol=self.inner_rtol,
-                max_inner=self.max_inner,
-                random_state=rng,
-                state=state,
-                shuffle=self.shuffle,
-                callback=callback,
-                code_solver=self.code_solver,
-                certify_every=self.certify_every,
-            )
+            result, state = self._with_progress(run)
         except SourceError as exc:
             self._online, self._online_rng = state, rng
             if exc.result is not None:
@@ -546,21 +477,37 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
                     "epochs in its histories): fit again with warm_start=True to continue",
                 )
             raise
+        self._online, self._online_rng = state, rng
+        self._store(result, xp, n_features)
+        self._say_how_it_stopped(result, "epochs")
+        return None
+
+    def _with_progress(self, run):
+        """``run(callback)`` under the progress bar, joined to the user's callback; the bar closes on any exit."""
+        progress, bar = self._progress_callback()
+
+        def callback(iteration, terms):
+            stop = progress is not None and progress(iteration, terms)
+            return bool(self.callback is not None and self.callback(iteration, terms)) or stop
+
+        try:
+            return run(callback)
         finally:
             if bar is not None:
                 bar.close()
-        self._online, self._online_rng = state, rng
-        self._store(result, xp, n_features)
+
+    def _say_how_it_stopped(self, result, unit):
+        """Warn when a fit stopped before block-stationarity: interrupted (Ctrl-C), at max_outer or stalled."""
         if result.interrupted:
-            warnings.warn(
-                f"fit was interrupted after {self.n_iter_} epochs: the model holds the last complete one; fit "
-                "again with warm_start=True to continue",
-                ConvergenceWarning,
-                stacklevel=3,
+            message = (
+                f"fit was interrupted after {self.n_iter_} {unit}: the model holds the last complete one and is not "
+                "converged; fit again with warm_start=True to continue"
             )
-        elif result.status == "max_outer":
-            warnings.warn(self._not_converged_message(result), ConvergenceWarning, stacklevel=3)
-        return None
+        elif result.status in ("max_outer", "stalled"):
+            message = self._not_converged_message(result)
+        else:
+            return
+        warnings.warn(message, ConvergenceWarning, stacklevel=4)
 
     def partial_fit(self, X, y=None):
         """Update the model with one mini-batch ``X`` of shape (n_samples, n_features).
@@ -634,22 +581,29 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
     def _starting_point(self, Xb):
         """``(Z, D, E)`` to start from: random, or the fitted state when warm starting."""
         n_features, n_samples = Xb.shape
-        if not (self.warm_start and hasattr(self, "D_")):
-            return initialize(Xb, self.n_atoms, self.random_state, method=self.init)
         xp, device = get_namespace(Xb), Xb.device
-        _, D = check_array(self.D_, name="D_", xp=xp, device=device, dtype=Xb.dtype)
-        _, E = check_array(self.E_, name="E_", xp=xp, device=device, dtype=Xb.dtype)
+        warm = self._warm_parameters(n_features, xp, device, Xb.dtype)
+        if warm is None:
+            return initialize(Xb, self.n_atoms, self.random_state, method=self.init)
+        codes = getattr(self, "_codes", None)
+        if codes is not None and tuple(codes.shape) == (self.n_atoms, n_samples):
+            _, Z = check_array(codes, name="codes", xp=xp, device=device, dtype=Xb.dtype)
+        else:
+            Z = xp.zeros((self.n_atoms, n_samples), dtype=Xb.dtype, device=device)
+        return (Z, *warm)
+
+    def _warm_parameters(self, n_features, xp, device, dtype):
+        """The fitted ``(D, E)`` a warm start continues from, checked against the data; None to start anew."""
+        if not (self.warm_start and hasattr(self, "D_")):
+            return None
+        _, D = check_array(self.D_, name="D_", xp=xp, device=device, dtype=dtype)
+        _, E = check_array(self.E_, name="E_", xp=xp, device=device, dtype=dtype)
         if D.shape != (n_features, self.n_atoms):
             raise ValueError(
                 f"warm_start needs X with {D.shape[0]} features and n_atoms={D.shape[1]} as fitted, "
                 f"got {n_features} features and n_atoms={self.n_atoms}"
             )
-        codes = getattr(self, "_codes", None)
-        if codes is not None and tuple(codes.shape) == (self.n_atoms, n_samples):
-            _, Z = check_array(codes, name="codes", xp=xp, device=device, dtype=Xb.dtype)
-        else:
-            Z = xp.zeros((self.n_atoms, n_samples), dtype=Xb.dtype, device=Xb.device)
-        return Z, D, E
+        return D, E
 
     def _warm_multipliers(self):
         """The dual solver's multipliers of the last fit, when warm starting from it."""

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ._array import from_numpy, get_namespace, sq_norm, to_namespace, to_numpy
-from ._validation import check_random_state
+from ._array import from_numpy, get_namespace, resolve_dtype, sq_norm, to_namespace, to_numpy
+from ._validation import check_random_state, model_namespace
 from .coordinate import coordinate_pass
 from .fista import fista, project_columns
 from .learning import CERTIFY_EVERY, LearningResult, drive
@@ -402,6 +402,18 @@ class StreamSource:
 
     def __init__(self, stream, xp, dtype, device=None):
         self.stream, self.xp, self.dtype, self.device = stream, xp, dtype, device
+        self.n_features = stream.n_features
+
+    @classmethod
+    def for_model(cls, stream, backend, dtype):
+        """The source of an estimator with parameters ``backend`` and ``dtype`` (None: the stream's)."""
+        xp = model_namespace(backend, np.empty(0))
+        default = xp.float64 if stream.dtype == np.float64 else xp.float32
+        return cls(stream, xp, resolve_dtype(xp, dtype, default))
+
+    def first_batch(self):
+        """The stream's next batch (samples as columns), without moving it on: what a start is drawn from."""
+        return next(self._columns(self.stream.batches(self.stream.epoch)))
 
     def _columns(self, batches):
         for rows in batches:

@@ -335,6 +335,11 @@ class PatchStream:
                 if s.start + s.count == self.patch_counts[s.image]:
                     loaded.pop(s.image, None)
 
+    @property
+    def epoch(self):
+        """The epoch that the next ``iter(stream)`` visits: 0, then one more per call."""
+        return self._epoch
+
     def __iter__(self):
         """The next epoch's batches: every call shuffles anew (epoch 0, 1, 2, …)."""
         epoch, self._epoch = self._epoch, self._epoch + 1
