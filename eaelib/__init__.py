@@ -40,8 +40,8 @@ _EXPORTS = {
     "solve_ball_least_squares": "dual",
     # estimator.py
     "EnergyAutoEncoder": "estimator",
-    "load_model": "estimator",
-    "save_model": "estimator",
+    "load_model": "model_io",
+    "save_model": "model_io",
     # fista.py
     "FistaResult": "fista",
     "L1Penalty": "fista",

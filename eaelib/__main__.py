@@ -37,7 +37,8 @@ from ._base import ConvergenceWarning
 from ._optional import missing, missing_message
 from ._validation import AS_ESTIMATOR, check_random_state, param_specs
 from ._version import __version__
-from .estimator import TRANSFORM_METHODS, EnergyAutoEncoder, load_model
+from .estimator import TRANSFORM_METHODS, EnergyAutoEncoder
+from .model_io import load_model, save_model
 from .online import SourceError
 from .patches import PatchLayout, patch_grid
 
@@ -612,7 +613,7 @@ def learn_command(args, out=None, err=None):
         raise
     except SourceError:  # a Dask task failed for good: keep what was learned (main says why, exit code 1)
         if hasattr(model, "D_"):
-            model.save(args.out / MODEL_FILE, patch_layout=layout)
+            save_model(model, args.out / MODEL_FILE, patch_layout=layout)
             print(f"saved the model so far to {args.out / MODEL_FILE}; continue it with --resume", file=err)
         raise
     finally:  # the saved model neither calls back nor warm-starts a later fit by surprise
@@ -647,7 +648,7 @@ def learn_command(args, out=None, err=None):
         "elapsed_s": elapsed,
     }
     summary["params"]["callback"] = None
-    model.save(args.out / MODEL_FILE, patch_layout=layout)
+    save_model(model, args.out / MODEL_FILE, patch_layout=layout)
     if interrupted:
         summary["files"] = [MODEL_FILE, "summary.json"]
         _write_summary(args, summary, _learn_lines(summary), out)

@@ -799,36 +799,6 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
             weights["lambda_g"] = 0.0  # no graph over these samples: the term is absent
         return energy_terms(X.mT, Z.mT, self.D_, self.E_, **weights, laplacian=graph)
 
-    def save(self, path, *, patch_layout=None):
-        """Write the fitted model to ``path`` (``.npz``, no pickle); see :func:`save_model`."""
-        from .model_io import write_model
-
-        self._check_fitted()
-        params = self.get_params(deep=False)
-        params["callback"] = None  # a run-time hook, not part of the model
-        fitted = {name: getattr(self, name) for name in _FITTED}
-        if patch_layout is None:
-            patch_layout = getattr(self, "patch_layout_", None)
-        write_model(path, params, fitted, patch_layout)
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by :meth:`save`; see :func:`load_model`."""
-        from .model_io import read_model
-
-        params, fitted, patch_layout = read_model(path, cls._get_param_names())
-        model = cls(**params)
-        try:
-            model._check_params()
-        except ValueError as exc:
-            raise ValueError(f"{_label(path)} is not an eaelib model file: {exc}") from exc
-        for name, value in fitted.items():
-            setattr(model, name, value)
-        model.inner_history_ = []
-        model.backend_ = "numpy"
-        model.patch_layout_ = patch_layout
-        return model
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
@@ -837,20 +807,6 @@ class EnergyAutoEncoder(TransformerMixin, BaseEstimator):
 
 EnergyAutoEncoder.__doc__ = EnergyAutoEncoder.__doc__.replace(
     "    {parameters}", numpydoc_parameters(EnergyAutoEncoder)
-)
-
-# The fitted attributes a model file holds (eaelib.model_io.FITTED, without importing it).
-_FITTED = (
-    "D_",
-    "E_",
-    "objective_history_",
-    "energy_history_",
-    "history_iterations_",
-    "n_iter_",
-    "converged_",
-    "n_features_in_",
-    "n_dead_atoms_",
-    "n_reinitialized_atoms_",
 )
 
 
@@ -908,70 +864,3 @@ def _check_likely_mistakes(X_in, X, allow_few_samples):
             f"(the book's orientation), pass X.T, of shape {(n_features, n_samples)}; if they are rows, "
             "fit(X, allow_few_samples=True)"
         )
-
-
-def _label(path):
-    name = getattr(path, "name", path)
-    return str(name) if isinstance(name, (str, bytes)) or hasattr(name, "__fspath__") else repr(path)
-
-
-def save_model(model, path, *, patch_layout=None):
-    """Write the fitted ``model`` to the ``.npz`` file ``path``.
-
-    The format is described in :mod:`eaelib.model_io`: NumPy arrays only, read back without pickle.
-
-    Parameters
-    ----------
-    model : EnergyAutoEncoder
-        A fitted model, of any array library: the arrays are stored as NumPy.
-    path : str, path-like or binary file
-        Where to write; the name is used as given (no ``.npz`` is appended).
-    patch_layout : PatchLayout, optional
-        How the training samples were cut from an image (patch size, stride,
-        centring), stored so that the model can be applied to other images the
-        same way (``eaelib encode``, ``denoise``); by default the model's own
-        ``patch_layout_`` if it was loaded with one.
-
-    Raises
-    ------
-    NotFittedError
-        If ``model`` is not fitted.
-    TypeError
-        If a hyper-parameter is of a type that cannot be stored without pickle.
-
-    Notes
-    -----
-    ``inner_history_`` (the per-iteration traces of the subproblems) is not
-    stored, and the ``callback`` hook is saved as None; see :func:`load_model`.
-    """
-    if not isinstance(model, EnergyAutoEncoder):
-        raise TypeError(f"model must be an EnergyAutoEncoder, got {type(model).__name__}")
-    model.save(path, patch_layout=patch_layout)
-
-
-def load_model(path):
-    """Read a model written by :func:`save_model`.
-
-    Parameters
-    ----------
-    path : str, path-like or binary file
-
-    Returns
-    -------
-    EnergyAutoEncoder
-        With its hyper-parameters and fitted attributes (``D_``, ``E_``,
-        ``objective_history_``, ``energy_history_``, ``n_iter_``,
-        ``converged_``, ``n_features_in_``) as saved, and ``patch_layout_``;
-        the arrays are NumPy (``backend_`` is ``"numpy"``). ``inner_history_``
-        is not stored, so it is an empty list.
-
-    Raises
-    ------
-    FileNotFoundError
-        If there is no file at ``path``.
-    ValueError
-        If the file is not a pickle-free ``.npz`` archive (corrupt, truncated,
-        or holding pickled objects), has an unknown ``format_version``, lacks
-        arrays or holds unexpected ones, or if its contents are inconsistent.
-    """
-    return EnergyAutoEncoder.load(path)

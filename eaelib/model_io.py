@@ -1,10 +1,10 @@
 """The model file: a fitted model's hyper-parameters and fitted state in a ``.npz`` archive.
 
-This module knows the file format and nothing of the estimator: :meth:`EnergyAutoEncoder.save
-<eaelib.EnergyAutoEncoder.save>` and :func:`~eaelib.save_model` hand it the parameters and the fitted
-attributes (:func:`write_model`), :func:`~eaelib.load_model` builds the estimator from what
-:func:`read_model` returns. The file is a plain NumPy ``.npz`` archive written and read with
-``allow_pickle=False``: loading one never runs code from it. It holds
+The one door of an :class:`~eaelib.EnergyAutoEncoder`'s files: :func:`save_model` hands the
+parameters and the fitted attributes to :func:`write_model`, :func:`load_model` builds the estimator
+from what :func:`read_model` returns; those two know the format and nothing of the estimator.
+The file is a plain NumPy ``.npz`` archive written and read with ``allow_pickle=False``: loading one
+never runs code from it. It holds
 
 * ``D_``, ``E_`` (in their floating dtype), ``objective_history_`` and, per
   energy term, ``energy_<term>`` (float64 arrays, one entry per outer
@@ -40,7 +40,9 @@ import zlib
 import numpy as np
 
 from ._array import to_numpy
+from ._validation import check_params
 from ._version import __version__
+from .estimator import EnergyAutoEncoder
 from .patches import PatchLayout
 
 #: Version of the file layout written by :func:`write_model`.
@@ -384,3 +386,89 @@ def _check_contents(arrays, D, E):
                 f"{name} must be a float64 array of one entry per history_iterations_ ({n_points}), "
                 f"got shape {arrays[name].shape} and dtype {arrays[name].dtype}"
             )
+
+
+def save_model(model, path, *, patch_layout=None):
+    """Write the fitted ``model`` to the ``.npz`` file ``path``.
+
+    The format is described in :mod:`eaelib.model_io`: NumPy arrays only, read back without pickle.
+
+    Parameters
+    ----------
+    model : EnergyAutoEncoder
+        A fitted model, of any array library: the arrays are stored as NumPy.
+    path : str, path-like or binary file
+        Where to write; the name is used as given (no ``.npz`` is appended).
+    patch_layout : PatchLayout, optional
+        How the training samples were cut from an image (patch size, stride,
+        centring), stored so that the model can be applied to other images the
+        same way (``eaelib encode``, ``denoise``); by default the model's own
+        ``patch_layout_`` if it was loaded with one.
+
+    Raises
+    ------
+    NotFittedError
+        If ``model`` is not fitted.
+    TypeError
+        If a hyper-parameter is of a type that cannot be stored without pickle.
+
+    Notes
+    -----
+    ``inner_history_`` (the per-iteration traces of the subproblems) is not
+    stored, and the ``callback`` hook is saved as None; see :func:`load_model`.
+    """
+    if not isinstance(model, EnergyAutoEncoder):
+        raise TypeError(f"model must be an EnergyAutoEncoder, got {type(model).__name__}")
+    model._check_fitted()
+    params = model.get_params(deep=False)
+    params["callback"] = None  # a run-time hook, not part of the model
+    fitted = {name: getattr(model, name) for name in FITTED}
+    if patch_layout is None:
+        patch_layout = getattr(model, "patch_layout_", None)
+    write_model(path, params, fitted, patch_layout)
+
+
+def load_model(path):
+    """Read a model written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str, path-like or binary file
+
+    Returns
+    -------
+    EnergyAutoEncoder
+        With its hyper-parameters and fitted attributes (``D_``, ``E_``,
+        ``objective_history_``, ``energy_history_``, ``n_iter_``,
+        ``converged_``, ``n_features_in_``) as saved, and ``patch_layout_``;
+        the arrays are NumPy (``backend_`` is ``"numpy"``). ``inner_history_``
+        is not stored, so it is an empty list.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ValueError
+        If the file is not a pickle-free ``.npz`` archive (corrupt, truncated,
+        or holding pickled objects), has a ``format_version`` newer than this
+        eaelib reads, lacks arrays or holds unexpected ones, or if its contents
+        are inconsistent.
+
+    Warns
+    -----
+    UserWarning
+        When the file has an older ``format_version``: it is converted as it
+        is read, and the warning names what the conversion supplies.
+    """
+    params, fitted, patch_layout = read_model(path, EnergyAutoEncoder().get_params(deep=False))
+    model = EnergyAutoEncoder(**params)
+    try:
+        check_params(model)
+    except ValueError as exc:
+        raise ValueError(f"{_label(path)} is not an eaelib model file: {exc}") from exc
+    for name, value in fitted.items():
+        setattr(model, name, value)
+    model.inner_history_ = []  # not stored
+    model.backend_ = "numpy"
+    model.patch_layout_ = patch_layout
+    return model

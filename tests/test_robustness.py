@@ -132,7 +132,7 @@ def test_callback_must_be_callable():
 
 def test_saved_model_keeps_counts_and_drops_the_callback(tmp_path):
     model = EnergyAutoEncoder(n_atoms=10, max_outer=2, random_state=0, callback=lambda i, t: False).fit(data())
-    model.save(tmp_path / "m.npz")
-    loaded = EnergyAutoEncoder.load(tmp_path / "m.npz")
+    eaelib.save_model(model, tmp_path / "m.npz")
+    loaded = eaelib.load_model(tmp_path / "m.npz")
     assert loaded.callback is None
     assert loaded.n_dead_atoms_ == model.n_dead_atoms_ and loaded.n_reinitialized_atoms_ == 0
