@@ -27,6 +27,7 @@ CORE = (
     "_base",
     "_validation",
     "_optional",
+    "_parameters",
     "fista",
     "dual",
     "subproblems",
