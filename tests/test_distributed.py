@@ -1,6 +1,7 @@
 """Learning on Dask (eaelib.distributed): the same model as in memory, on any scheduler, through failures."""
 
 import os
+import signal
 import sys
 import warnings
 
@@ -182,3 +183,21 @@ def test_a_worker_that_dies_mid_fit_is_replaced_and_the_fit_completes(client, pa
     assert (tmp_path / "killed").exists()  # a worker did die, in the middle of epoch 1
     assert (tmp_path / "calls").stat().st_size > 12  # ... and its task ran again, on a worker alive
     assert_same_model(model, reference)  # nothing lost: the model is the in-memory one
+
+
+def _ignores_sigint():
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def test_local_cluster_workers_ignore_ctrl_c_and_so_do_restarted_ones():
+    # A terminal's Ctrl-C reaches every process of its group: the workers must leave it to the client.
+    # The first workers are started with SIGINT ignored; restarted ones (after a worker died) by its preload.
+    distributed = pytest.importorskip("distributed")
+    from eaelib.distributed import local_cluster
+
+    handler = signal.getsignal(signal.SIGINT)
+    with local_cluster(2, dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        assert signal.getsignal(signal.SIGINT) is handler  # this process's Ctrl-C is back as it was
+        assert len(cluster.workers) == 2 and all(client.run(_ignores_sigint).values())
+        client.restart()  # new worker processes, started by the nannies while this process handles SIGINT
+        assert len(client.run(_ignores_sigint)) == 2 and all(client.run(_ignores_sigint).values())
