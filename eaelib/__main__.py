@@ -54,6 +54,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a process stopped by Ct
 # The learn options that set the model's patches, checked against a model that --resume continues.
 PATCH_OPTIONS = ("patch_size", "stride", "center")
 CODES_SAMPLE = 4096  # patches coded for the summary and figures when learning from a stream
+CLOSE_TIMEOUT = 10  # seconds that closing the Dask client, then its local cluster, may take
 
 
 # -- options ---------------------------------------------------------------------------------------------
@@ -208,7 +209,7 @@ def build_parser():
         help="remove each patch's mean before learning (as for denoising; the means are added back on use)",
     )
     _add_model_options(learn)
-    cluster = learn.add_argument_group("Dask cluster (needs eaelib[dask]; learns online, see eaelib.distributed)")
+    cluster = learn.add_argument_group("Dask cluster (needs the dask extra; learns online, see eaelib.distributed)")
     where = cluster.add_mutually_exclusive_group()
     where.add_argument(
         "--workers",
@@ -516,9 +517,11 @@ class _Cluster:
         import distributed
 
         if args.workers:
-            self.cluster = distributed.LocalCluster(
-                n_workers=args.workers, processes=True, threads_per_worker=1, dashboard_address=None
-            )
+            from .distributed import local_cluster
+
+            # Its workers ignore Ctrl-C: _StopOnInterrupt alone gets it, the fit stops as in one process, the
+            # model is saved and the cluster closes (the workers would otherwise die, and the fit wait for them).
+            self.cluster = local_cluster(args.workers, dashboard_address=None)
             self.client = distributed.Client(self.cluster)
         else:
             try:
@@ -536,9 +539,13 @@ class _Cluster:
         return self.client.scheduler.address
 
     def __exit__(self, *exc_info):
-        self.client.close()
+        # Bounded, so that a run that is over (the model saved, or a failure) cannot hang on a scheduler that
+        # stops answering; exiting after a Ctrl-C, even a second one mid-batch, took about a second here.
+        with contextlib.suppress(TimeoutError):
+            self.client.close(timeout=CLOSE_TIMEOUT)
         if self.cluster is not None:
-            self.cluster.close()
+            with contextlib.suppress(TimeoutError):
+                self.cluster.close(timeout=CLOSE_TIMEOUT)
 
 
 def learn_command(args, out=None, err=None):

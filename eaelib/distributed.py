@@ -23,11 +23,15 @@ is split the same way. Dask runs the tasks on whatever scheduler is active: a
 Dask's local schedulers. Chunks are computed when a batch needs them and are
 not kept, so memory is bounded by the chunks in flight, not by the data.
 
-Dask (``dask`` and ``distributed``) is an optional dependency: ``pip install
-'eaelib[dask]'``; nothing else in eaelib imports it.
+Dask (``dask`` and ``distributed``) is an optional dependency, eaelib's ``dask`` extra
+(``pip install "eaelib[full,dask] @ git+<repository>"``); nothing else in eaelib imports it.
 """
 
 from __future__ import annotations
+
+import contextlib
+import signal
+import threading
 
 import numpy as np
 
@@ -67,6 +71,60 @@ def batch_groups(chunk_sizes, batch_size):
     if current:
         groups.append(current)
     return groups
+
+
+def local_cluster(n_workers, **kwargs):
+    """A ``distributed.LocalCluster`` of ``n_workers`` processes whose workers ignore Ctrl-C.
+
+    A terminal's Ctrl-C sends SIGINT to its whole foreground process group, and a local cluster's worker
+    processes are in it: each would die printing its traceback, and the client would wait for a batch that
+    no worker computes any more. The workers of this cluster ignore SIGINT, so Ctrl-C reaches the client
+    alone: a fit there stops (:class:`~eaelib.EnergyAutoEncoder` keeps its last complete epoch) and the
+    cluster then closes normally. They are started while this process ignores SIGINT (an ignored signal
+    stays ignored in a child, across ``exec``, and Python then installs no KeyboardInterrupt handler), and
+    a worker that the cluster restarts (after one died) ignores it from its start-up on (a preload). Two
+    consequences: a Ctrl-C while the workers start is lost; and called outside the main thread (where
+    Python cannot change signal handlers), the first workers ignore SIGINT only once their preload ran.
+
+    Parameters
+    ----------
+    n_workers : int
+        Worker processes.
+    **kwargs
+        Other arguments of ``distributed.LocalCluster``; by default ``processes=True`` and
+        ``threads_per_worker=1``, as ``eaelib learn --workers N`` runs it.
+
+    Returns
+    -------
+    distributed.LocalCluster
+        Close it when done (``with local_cluster(4) as cluster, Client(cluster): ...``).
+    """
+    if missing("dask", "distributed"):
+        raise ImportError(missing_message("eaelib.distributed.local_cluster", missing("dask", "distributed"), "dask"))
+    import dask
+    import distributed
+
+    kwargs = {"processes": True, "threads_per_worker": 1, **kwargs}
+    preload = kwargs.get("preload")
+    if preload is None:  # the workers' preloads from Dask's configuration, as LocalCluster would take them
+        preload = dask.config.get("distributed.worker.preload", None) or []
+    kwargs["preload"] = [*([preload] if isinstance(preload, str) else preload), "eaelib._dask_worker"]
+    with _sigint_ignored():
+        return distributed.LocalCluster(n_workers=n_workers, **kwargs)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored in this process meanwhile (only the main thread may set signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        # None: a handler set outside Python, which cannot be put back; the default is Python's own
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
 
 
 class DaskSource:
@@ -128,10 +186,15 @@ class DaskSource:
         dask = self._dask
         try:
             if dask.config.get("scheduler", None) == "dask.distributed":
-                from distributed import default_client
+                from distributed import default_client, wait
 
                 client = default_client()
-                return client.gather(client.compute(list(tasks), retries=self.retries))
+                futures = client.compute(list(tasks), retries=self.retries)
+                # Wait for every task, then gather: a gather that Ctrl-C interrupts leaves a waiter per task, which
+                # fail when the client closes and which asyncio then reports with a traceback each ("Task
+                # exception was never retrieved"); wait's waiters end quietly.
+                wait(futures)
+                return client.gather(futures)
             return list(dask.compute(*tasks))
         except (KeyboardInterrupt, SourceError):
             raise

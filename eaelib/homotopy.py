@@ -67,7 +67,9 @@ except ImportError:  # pragma: no cover - exercised by the test that hides numba
 AVAILABLE = numba is not None
 #: Why it cannot, when it cannot: what to install.
 UNAVAILABLE_REASON = (
-    None if AVAILABLE else "the homotopy solver needs numba (pip install numba, or pip install 'eaelib[full]')"
+    None
+    if AVAILABLE
+    else "the homotopy solver needs numba, which is not installed: pip install numba (a dependency of eaelib)"
 )
 
 # A joining atom is refused when its Schur complement is below this fraction of its diagonal entry:

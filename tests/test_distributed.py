@@ -1,8 +1,14 @@
 """Learning on Dask (eaelib.distributed): the same model as in memory, on any scheduler, through failures."""
 
+import contextlib
 import os
+import signal
+import subprocess
 import sys
+import threading
+import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,3 +190,100 @@ def test_a_worker_that_dies_mid_fit_is_replaced_and_the_fit_completes(client, pa
     assert (tmp_path / "killed").exists()  # a worker did die, in the middle of epoch 1
     assert (tmp_path / "calls").stat().st_size > 12  # ... and its task ran again, on a worker alive
     assert_same_model(model, reference)  # nothing lost: the model is the in-memory one
+
+
+def _ignores_sigint():
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def test_local_cluster_workers_ignore_ctrl_c_and_so_do_restarted_ones():
+    # A terminal's Ctrl-C reaches every process of its group: the workers must leave it to the client.
+    # The first workers are started with SIGINT ignored; restarted ones (after a worker died) by its preload.
+    distributed = pytest.importorskip("distributed")
+    from eaelib.distributed import local_cluster
+
+    handler = signal.getsignal(signal.SIGINT)
+    with local_cluster(2, dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        assert signal.getsignal(signal.SIGINT) is handler  # this process's Ctrl-C is back as it was
+        assert len(cluster.workers) == 2 and all(client.run(_ignores_sigint).values())
+        client.restart()  # new worker processes, started by the nannies while this process handles SIGINT
+        assert len(client.run(_ignores_sigint)) == 2 and all(client.run(_ignores_sigint).values())
+
+
+# -- the README's Dask example, as a script -------------------------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _readme_dask_script(folder, dask_fit):
+    """The README's Dask example with small sizes, and its images: a folder of 2 crops of Barbara.
+
+    ``dask_fit`` replaces the Dask fit's ``max_outer=1`` (the one-process fit keeps it).
+    """
+    Image = pytest.importorskip("PIL.Image")
+    pytest.importorskip("distributed")
+    block = README.read_text(encoding="utf-8").split("**Many images, and Dask.**", 1)[1]
+    block = block.split("```python\n", 1)[1].split("```", 1)[0]
+    (folder / "photos").mkdir(parents=True)
+    image = eaelib.load_image("barbara")
+    for i in range(2):  # 2 × 25 × 25 patches of 8 × 8 at stride 1
+        crop = image[100 * i : 100 * i + 32, 300:332]
+        Image.fromarray(np.uint8(np.round(255 * crop))).save(folder / "photos" / f"{i}.png")
+    small = {
+        '"photos/"': repr(str(folder / "photos")),
+        "local_cluster(4)": "local_cluster(2)",
+        "chunks_per_batch=4": "chunks_per_batch=2",
+        'EnergyAutoEncoder(64, algorithm="online"': 'EnergyAutoEncoder(16, algorithm="online", max_outer=1',
+    }
+    for text, replacement in small.items():
+        assert text in block, f"the README's Dask example no longer has {text}: update this test"
+        block = block.replace(text, replacement)
+    first, dask_part = block.split("local_cluster(2)", 1)
+    assert first.count("max_outer=1") == 1 and dask_part.count("max_outer=1") == 1
+    script = folder / "example.py"
+    script.write_text(first + "local_cluster(2)" + dask_part.replace("max_outer=1", dask_fit), encoding="utf-8")
+    # The eaelib that these tests import, wherever it is (a checkout, an installed copy).
+    env = {**os.environ, "PYTHONPATH": str(Path(eaelib.__file__).parent.parent), "PYTHONUNBUFFERED": "1"}
+    return [sys.executable, str(script)], env
+
+
+@pytest.mark.slow
+def test_the_readme_dask_example_runs_as_a_script(tmp_path):
+    command, env = _readme_dask_script(tmp_path, "max_outer=1")
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    # Both fits show their progress bar (tqdm draws each at 0 first), and each ends at 1/1.
+    assert result.stderr.count("outer iterations:   0%|") == 2 and "outer iterations: 100%" in result.stderr
+    model = eaelib.load_model(tmp_path / "model.npz")
+    assert model.D_.shape == (64, 16) and model.n_iter_ == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_readme_dask_example_which_keeps_its_model(tmp_path):
+    # As a terminal does: SIGINT to the whole process group (the cluster's workers too), during the Dask fit.
+    command, env = _readme_dask_script(tmp_path, "max_outer=100000, rtol=0")
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, start_new_session=True)
+    seen = bytearray()
+
+    def read():
+        while chunk := process.stderr.read1(256):
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while b"/100000 [" not in seen and time.monotonic() < deadline:  # the Dask fit's bar
+            time.sleep(0.05)
+        assert b"/100000 [" in seen, seen.decode(errors="replace")
+        time.sleep(0.5)
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=30) == 0  # the fit stopped; the script went on and saved its model
+        reader.join(timeout=5)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    err = seen.decode(errors="replace")
+    assert "Traceback" not in err and "fit was interrupted after" in err, err
+    model = eaelib.load_model(tmp_path / "model.npz")
+    assert model.n_iter_ >= 1 and not model.converged_

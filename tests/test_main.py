@@ -1,5 +1,6 @@
 """The command line ``eaelib`` (learn, encode, reconstruct, denoise), mostly run in-process through ``main``."""
 
+import contextlib
 import json
 import os
 import shlex
@@ -443,6 +444,47 @@ def test_learn_on_a_local_dask_cluster(image_folder, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["n_workers"] == 2 and summary["scheduler"].startswith("tcp://") and summary["monotone"]
     assert summary["n_samples"] == 81 + 72
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_local_dask_cluster_stops_once_saves_and_closes_the_cluster(image_folder, tmp_path):
+    # As a terminal does: SIGINT to the whole process group, the local cluster's workers included.
+    pytest.importorskip("distributed")
+    out = tmp_path / "interrupted"
+    argv = ["learn", str(image_folder), "--out", str(out), *SMALL[:6], "--max-outer", "100000", "--rtol", "0"]
+    argv += ["--workers", "2", "--batch-size", "64", "--no-figures"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eaelib", *argv], stderr=subprocess.PIPE, env=env, start_new_session=True
+    )
+    try:
+        started, seen = _read_until(process.stderr, b"outer iterations:", timeout=60)  # the cluster is up, fitting
+        assert started, seen.decode(errors="replace")
+        time.sleep(0.5)
+        sent = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)  # once
+        assert process.wait(timeout=30) == 130
+        took = time.monotonic() - sent
+        for _ in range(50):  # the workers are gone too: the cluster was closed (or is closing its last one)
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("processes of the command's group outlived it: the local cluster was not closed")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    time.sleep(0.2)  # the reader thread's last bytes
+    err = seen.decode(errors="replace")
+    assert took < 20, f"exited {took:.1f} s after Ctrl-C"  # at the next certified epoch: about 2 s here
+    assert "Traceback" not in err and "Nanny" not in err, err
+    assert "Ctrl-C: stopping" in err and "interrupted after" in err and "saved the model so far" in err, err
+    model = load_model(out / "model.npz")
+    assert model.n_iter_ >= 1 and not model.converged_ and model.patch_layout_ == PatchLayout(8, 4)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["interrupted"] is True and summary["n_workers"] == 2 and summary["n_iter"] == model.n_iter_
 
 
 def test_dask_options_without_dask_are_a_usage_error(image_folder, tmp_path, capsys, monkeypatch):
