@@ -117,7 +117,7 @@ class Parameters:
     certify_every: int = param(
         CERTIFY_EVERY,
         "int",
-        "algorithm='online': certify the model (a pass over the data: exact codes, the energy and each block's "
+        "With algorithm='online', certify the model (a pass over the data: exact codes, the energy and each block's "
         "duality gap) every certify_every epochs and after the last; convergence is checked there.",
         "int",
         low=1,

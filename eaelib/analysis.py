@@ -102,7 +102,7 @@ def psnr(reference, estimate, data_range=1.0):
 class CodeSparsity:
     """How sparse codes are: the outcome of :func:`code_sparsity`.
 
-    Attributes
+    Parameters
     ----------
     nonzero_fraction : float
         Fraction of the entries of ``Z`` that are non-zero.
@@ -130,6 +130,16 @@ class CodeSparsity:
 
         ``atoms_used()`` counts the atoms used at all; ``atoms_used(0.01)`` those used by more than 1 % of
         the samples.
+
+        Parameters
+        ----------
+        min_fraction : float, default=0.0
+            Fraction of the samples, in [0, 1], that an atom must be used by more than.
+
+        Returns
+        -------
+        int
+            The number of such atoms.
         """
         min_fraction = check_scalar(min_fraction, "min_fraction", low=0.0, high=1.0)
         xp = get_namespace(self.per_atom)
@@ -152,6 +162,7 @@ def code_sparsity(Z, tol=0.0):
     Returns
     -------
     CodeSparsity
+        The non-zero fraction of ``Z``, the non-zeros of every sample and the samples using every atom.
 
     Examples
     --------
@@ -236,11 +247,14 @@ def encoder_dictionary_distance(D, E):
     Parameters
     ----------
     D : array, shape (n_features, n_atoms)
+        Dictionary, atoms as columns (``model.D_``).
     E : array, shape (n_atoms, n_features)
+        Encoder (``model.E_``).
 
     Returns
     -------
     float
+        ``‖E − Dᵀ‖_F / ‖D‖_F``, at least 0.
 
     Raises
     ------

@@ -109,7 +109,7 @@ def dct_dictionary(patch_size, n_atoms, dtype="float64"):
 
 
 def centered_patches(image, patch_size=8, stride=1):
-    """Patches of ``image`` as rows, each with its mean removed, and those means.
+    """Cut ``image`` into patches as rows, each with its mean removed, and return those means too.
 
     The mean (the patch's DC component) carries the local brightness, which a dictionary of zero-mean
     atoms need not learn; denoising codes the centred patches and adds the means back.
@@ -117,9 +117,11 @@ def centered_patches(image, patch_size=8, stride=1):
     Parameters
     ----------
     image : array, shape (height, width)
+        Gray image (colour images are converted to luma, as by :func:`~eaelib.patches.extract_patches`).
     patch_size : int, default=8
+        Side of the square patches.
     stride : int, default=1
-        As for :func:`~eaelib.patches.extract_patches`.
+        Step between patches, as for :func:`~eaelib.patches.extract_patches`.
 
     Returns
     -------
@@ -169,6 +171,7 @@ def denoise(
         ``MiniBatchDictionaryLearning`` or ``SparseCoder``, or a :class:`LinearPatchFilter`. An
         :class:`~eaelib.EnergyAutoEncoder` with ``progress=True`` shows a bar over the patches' exact codes.
     patch_size : int, default=8
+        Side of the square patches, that of the model's atoms.
     stride : int, default=1
         Step between patches; 1 codes every overlapping patch. The patches must cover the image
         (``height − patch_size`` and ``width − patch_size`` multiples of ``stride``).
@@ -255,7 +258,25 @@ class LinearPatchFilter:
     """
 
     def fit(self, X, Y):
-        """Solve the least-squares problem ``min_W ‖Y − X W‖²``; ``X`` and ``Y`` have one sample per row."""
+        """Solve the least-squares problem ``min_W ‖Y − X W‖²``; ``X`` and ``Y`` have one sample per row.
+
+        Parameters
+        ----------
+        X : array, shape (n_samples, n_features)
+            Input patches (the noisy ones), centred.
+        Y : array, shape (n_samples, n_targets)
+            Target patches (the clean ones), centred by the same means.
+
+        Returns
+        -------
+        LinearPatchFilter
+            The filter itself, with ``weights_`` set.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` and ``Y`` do not have the same number of rows.
+        """
         xp, X = check_array(X, name="X")
         _, Y = check_array(Y, name="Y", xp=xp, dtype=X.dtype)
         if Y.shape[0] != X.shape[0]:
@@ -264,7 +285,23 @@ class LinearPatchFilter:
         return self
 
     def transform(self, X):
-        """The filtered patches ``X @ weights_``."""
+        """The filtered patches ``X @ weights_``.
+
+        Parameters
+        ----------
+        X : array, shape (n_samples, n_features)
+            Patches, one per row.
+
+        Returns
+        -------
+        array, shape (n_samples, n_targets)
+            The filtered patches.
+
+        Raises
+        ------
+        ValueError
+            If the filter is not fitted, or ``X`` has another number of features than it was fitted on.
+        """
         if not hasattr(self, "weights_"):
             raise ValueError("this LinearPatchFilter is not fitted yet: call fit(X, Y) first")
         xp = get_namespace(self.weights_)
@@ -274,5 +311,16 @@ class LinearPatchFilter:
         return X @ self.weights_
 
     def inverse_transform(self, Z):
-        """``Z`` unchanged: the filtered patches are their own reconstruction."""
+        """``Z`` unchanged: the filtered patches are their own reconstruction.
+
+        Parameters
+        ----------
+        Z : array, shape (n_samples, n_targets)
+            Filtered patches, as :meth:`transform` returns them.
+
+        Returns
+        -------
+        array, shape (n_samples, n_targets)
+            ``Z`` itself.
+        """
         return Z

@@ -141,8 +141,12 @@ class DaskSource:
     shuffle : bool
         Visit the batches in a new random order every epoch (their chunks
         stay together); else in order.
-    xp, dtype, device
-        Where the client's model and statistics live.
+    xp : namespace
+        Array namespace of the client's model and statistics.
+    dtype : dtype
+        Their floating dtype.
+    device : device, optional
+        Their device.
     retries : int
         Retries of each task on a ``distributed`` scheduler.
     """

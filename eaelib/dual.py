@@ -42,19 +42,33 @@ _IDLE_GAP = 1e-6  # ... once the gap is at most this fraction of the objective
 class DualResult:
     """Outcome of :func:`solve_ball_least_squares`.
 
-    ``objective[0]`` and ``certificate[0]`` are the objective ``P`` and the
-    duality gap (an upper bound on ``P − min P``) of the warm start ``W0``;
-    entry ``k ≥ 1`` those of the feasible point of the ``k``-th dual iterate
-    (the first at the starting multipliers). Newton's iterates are not
-    monotone in ``P``; ``x`` is the last one, or ``W0`` if that is no worse.
-    ``multipliers`` are the final ``μ`` (one per column; 0 for unused ones),
-    to warm-start the next solve. ``status`` is ``"converged"``,
-    ``"max_iter"`` or ``"stalled"`` (while the gap is above tolerance, no
-    Newton step improves the dual beyond rounding, or, with the gap below
-    1e-6 of the objective, three in a row change neither the dual beyond
-    rounding nor the gap by a tenth: the gap left is rounding in its own
-    terms, as on ill-conditioned ``G``). The fields shared with
-    :class:`~eaelib.fista.FistaResult` let either solver serve the same caller.
+    The fields shared with :class:`~eaelib.fista.FistaResult` let either
+    solver serve the same caller.
+
+    Parameters
+    ----------
+    x : array
+        The solution: the last iterate, or ``W0`` if that is no worse (Newton's
+        iterates are not monotone in ``P``).
+    multipliers : array, shape (q,)
+        The final ``μ`` (one per column; 0 for unused ones), to warm-start the next solve.
+    n_iter : int
+        Newton iterations run.
+    converged : bool
+        Whether ``status`` is ``"converged"``.
+    certificate, objective : list of float
+        Entry 0: the duality gap (an upper bound on ``P − min P``) and the
+        objective ``P`` of the warm start ``W0``; entry ``k ≥ 1``: those of the
+        feasible point of the ``k``-th dual iterate (the first at the starting
+        multipliers).
+    status : {"converged", "max_iter", "stalled"}
+        Why it stopped; ``"stalled"``: while the gap is above tolerance, no
+        Newton step improves the dual beyond rounding, or, with the gap below
+        1e-6 of the objective, three in a row change neither the dual beyond
+        rounding nor the gap by a tenth (the gap left is rounding in its own
+        terms, as on ill-conditioned ``G``).
+    criterion : str
+        Always ``"gap"``.
     """
 
     x: Array
@@ -73,6 +87,7 @@ class DualResult:
 
     @property
     def penalty(self):
+        """Zeros, one per entry of ``objective``: the constraint adds nothing when met."""
         return [0.0] * len(self.objective)
 
 
@@ -84,6 +99,7 @@ def solve_ball_least_squares(G, B, c, W0, *, weight=1.0, multipliers=None, rtol=
     G : array, shape (q, q)
         Symmetric positive semi-definite.
     B : array, shape (p, q)
+        The linear term: ``XZᵀ`` for the dictionary, ``ZXᵀ`` for the encoder.
     c : float
         The constant that makes ``P`` the energy term (``‖X‖²`` or ``‖Z‖²``).
     W0 : array, shape (p, q)

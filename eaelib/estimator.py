@@ -104,18 +104,18 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         Only on a model read by :func:`load_model`: how its samples were cut
         from an image, as stored in the file (None if the file has none).
 
-    Warns
-    -----
-    DataConversionWarning
-        When :meth:`fit` gets integer data: its values are used as they are,
-        and pixel values are usually meant to be scaled to [0, 1] first.
-
     Raises
     ------
     ValueError
         When :meth:`fit` gets fewer samples than features: most likely the
         samples are columns (the book's orientation) where rows are expected;
         ``fit(X, allow_few_samples=True)`` learns from them as rows anyway.
+
+    Warns
+    -----
+    DataConversionWarning
+        When :meth:`fit` gets integer data: its values are used as they are,
+        and pixel values are usually meant to be scaled to [0, 1] first.
 
     Notes
     -----
@@ -153,7 +153,8 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
             stream's own batches are the mini-batches; a Dask array's batches
             are its consecutive chunks, grouped to hold at least
             ``batch_size`` samples each. Both start from their first batch.
-        y : ignored
+        y : None
+            Ignored: there for scikit-learn's API.
         laplacian : array or sparse matrix, shape (n_samples, n_samples), optional
             Graph Laplacian over the samples; used when ``lambda_g > 0``.
         allow_few_samples : bool, default False
@@ -164,7 +165,8 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        self
+        EnergyAutoEncoder
+            The model itself, fitted.
 
         Raises
         ------
@@ -177,7 +179,24 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         return self
 
     def fit_transform(self, X, y=None, *, laplacian=None, allow_few_samples=False):
-        """Fit, then return the exact codes of ``X`` for the learned model (parameters as :meth:`fit`)."""
+        """Fit, then return the exact codes of ``X`` for the learned model.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Training samples as rows; as for :meth:`fit`.
+        y : None
+            Ignored: there for scikit-learn's API.
+        laplacian : array or sparse matrix, shape (n_samples, n_samples), optional
+            Graph Laplacian over the samples; used when ``lambda_g > 0``.
+        allow_few_samples : bool, default False
+            Learn from fewer samples than features (see :meth:`fit`).
+
+        Returns
+        -------
+        array, shape (n_samples, n_atoms)
+            ``transform(X)`` for the fitted model.
+        """
         return self.fit(X, laplacian=laplacian, allow_few_samples=allow_few_samples).transform(X)
 
     def _fit(self, X, laplacian, allow_few_samples=False):
@@ -313,9 +332,17 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         order, gives the same model. ``X`` may also be a
         :class:`~eaelib.PatchStream`: every batch of its next epoch, in turn.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or PatchStream
+            The mini-batch, samples as rows.
+        y : None
+            Ignored: there for scikit-learn's API.
+
         Returns
         -------
-        self
+        EnergyAutoEncoder
+            The model itself, updated.
         """
         from .online import online_step, start
 
@@ -468,6 +495,7 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
 
     @property
     def components_(self):
+        """The atoms as rows: ``D_.T``, shape (n_atoms, n_features), scikit-learn's name for them."""
         self._check_fitted()
         return self.D_.mT
 
@@ -489,11 +517,12 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         return xp, X
 
     def transform(self, X, method="exact", *, rtol=None, max_iter=None):
-        """Codes of ``X``, shape (n_samples, n_atoms).
+        """Compute the codes of ``X``, shape (n_samples, n_atoms).
 
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
+            Samples as rows.
         method : {"exact", "encoder"}
             ``"exact"`` solves the Z-subproblem for the learned ``D_`` and
             ``E_``, starting from the encoder's prediction; ``"encoder"`` is
@@ -509,6 +538,11 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
             default. Stopping there warns (``ConvergenceWarning``). With the
             homotopy (``code_solver``), the codes are exact and FISTA only
             certifies them.
+
+        Returns
+        -------
+        array, shape (n_samples, n_atoms)
+            The codes, samples as rows, in the model's array library and dtype.
         """
         if method not in TRANSFORM_METHODS:
             raise ValueError(f"method must be one of {TRANSFORM_METHODS}, got {method!r}")
@@ -557,7 +591,18 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         return codes[0] if len(codes) == 1 else xp.concat(codes, axis=0)
 
     def inverse_transform(self, Z):
-        """Reconstructions ``Z @ D_.T`` (the book's ``DZ``), shape (n_samples, n_features)."""
+        """Reconstruct samples from their codes: ``Z @ D_.T`` (the book's ``DZ``).
+
+        Parameters
+        ----------
+        Z : array-like, shape (n_samples, n_atoms)
+            Codes, samples as rows (as :meth:`transform` returns them).
+
+        Returns
+        -------
+        array, shape (n_samples, n_features)
+            The reconstructions.
+        """
         self._check_fitted()
         _, Z = self._check_input(Z, name="Z", n_columns=self.D_.shape[1], what="atoms")
         return Z @ self.D_.mT
@@ -568,6 +613,7 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
+            Samples as rows.
         Z : array-like, shape (n_samples, n_atoms), optional
             Codes; by default the exact codes ``transform(X)``.
         laplacian : optional

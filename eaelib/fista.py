@@ -99,18 +99,61 @@ class Quadratic:
     gram: Any = None
 
     def values(self, x, ax):
-        """``f`` per independent block given ``ax = A x``: shape ``(N,)`` if separable, else ``(1,)``."""
+        """``f`` per independent block, given ``ax = A x``.
+
+        Parameters
+        ----------
+        x : array
+            The point, shaped like ``b``.
+        ax : array
+            ``A x``, already computed by the caller.
+
+        Returns
+        -------
+        array, shape (N,) or (1,)
+            ``f`` of every column if the problem is separable, else its one value.
+        """
         w = 0.5 * ax
         w -= self.b
         w *= x
         return _per_block(get_namespace(x), w, self.separable) + self.c
 
     def value(self, x, ax):
-        """``f(x)`` given ``ax = A x``, as a float."""
+        """``f(x)``, given ``ax = A x``: the values of :meth:`values` summed.
+
+        Parameters
+        ----------
+        x : array
+            The point, shaped like ``b``.
+        ax : array
+            ``A x``, already computed by the caller.
+
+        Returns
+        -------
+        float
+            ``f(x)``, summed in float64.
+        """
         return _total(get_namespace(x), self.values(x, ax))
 
     def changes(self, x, ax, z, az):
-        """``f(z) − f(x)`` per block, as ``⟨z − x, ½(A z + A x) − b⟩``: no cancellation against ``c``."""
+        """``f(z) − f(x)`` per block, as ``⟨z − x, ½(A z + A x) − b⟩``: no cancellation against ``c``.
+
+        Parameters
+        ----------
+        x : array
+            The current point, shaped like ``b``.
+        ax : array
+            ``A x``.
+        z : array
+            The new point, shaped like ``b``.
+        az : array
+            ``A z``.
+
+        Returns
+        -------
+        array, shape (N,) or (1,)
+            The change of every column if the problem is separable, else of the whole.
+        """
         w = az + ax
         w *= 0.5
         w -= self.b
@@ -118,7 +161,23 @@ class Quadratic:
         return _per_block(get_namespace(x), w, self.separable)
 
     def take(self, indices):
-        """The problem restricted to the columns ``indices`` (separable problems only)."""
+        """The problem restricted to some of its columns (separable problems only).
+
+        Parameters
+        ----------
+        indices : array of int
+            The columns to keep, in the order to keep them.
+
+        Returns
+        -------
+        Quadratic
+            The same ``A``, with the columns ``indices`` of ``b`` and the entries ``indices`` of ``c``.
+
+        Raises
+        ------
+        ValueError
+            If the problem is not separable.
+        """
         if not self.separable:
             raise ValueError("only a separable problem splits into columns")
         xp = get_namespace(self.b)
@@ -127,30 +186,103 @@ class Quadratic:
 
 
 class L1Penalty:
-    """``g(x) = weight ‖x‖₁``, whose prox is soft-thresholding."""
+    """``g(x) = weight ‖x‖₁``, whose prox is soft-thresholding.
+
+    Parameters
+    ----------
+    weight : float
+        The weight ``λ ≥ 0`` of the ℓ1 norm.
+    """
 
     def __init__(self, weight):
         self.weight = float(weight)
 
     def values(self, x, separable=False):
-        """``g`` per block: per column if ``separable``, else one value."""
+        """``g`` per block: per column if ``separable``, else one value.
+
+        Parameters
+        ----------
+        x : array
+            The point.
+        separable : bool
+            Whether every column is its own block.
+
+        Returns
+        -------
+        array, shape (N,) or (1,)
+            ``weight ‖x[:, j]‖₁`` for every column ``j``, or ``weight ‖x‖₁``.
+        """
         xp = get_namespace(x)
         return self.weight * _per_block(xp, xp.abs(x), separable)
 
     def value(self, x):
+        """``g(x) = weight ‖x‖₁``, as a float.
+
+        Parameters
+        ----------
+        x : array
+            The point.
+
+        Returns
+        -------
+        float
+            ``weight`` times the sum of the absolute values of ``x``.
+        """
         xp = get_namespace(x)
         return self.weight * float(xp.sum(xp.abs(x)))
 
     def changes(self, x, z, separable=False):
-        """``g(z) − g(x)`` per block, summed entry by entry: two ``λ‖·‖₁`` of similar size would cancel."""
+        """``g(z) − g(x)`` per block, summed entry by entry: two ``λ‖·‖₁`` of similar size would cancel.
+
+        Parameters
+        ----------
+        x, z : array
+            The current and the new point.
+        separable : bool
+            Whether every column is its own block.
+
+        Returns
+        -------
+        array, shape (N,) or (1,)
+            The change of every column, or of the whole.
+        """
         xp = get_namespace(x)
         return self.weight * _per_block(xp, xp.abs(z) - xp.abs(x), separable)
 
     def prox(self, x, step):
+        """Proximal operator of ``step · g``: soft-thresholding by ``step · weight``.
+
+        Parameters
+        ----------
+        x : array
+            The point.
+        step : float
+            The step size (``1/L`` in :func:`fista`).
+
+        Returns
+        -------
+        array
+            ``x`` with every entry shrunk towards zero by ``step · weight``.
+        """
         return soft_threshold(x, self.weight * step)
 
     def kkt(self, x, grad, separable=False):
-        """Largest entry of the least-norm element of ``∇f + ∂g`` per block (0 at the minimizer)."""
+        """Largest entry of the least-norm element of ``∇f + ∂g`` per block (0 at the minimizer).
+
+        Parameters
+        ----------
+        x : array
+            The point.
+        grad : array
+            ``∇f(x) = A x − b``.
+        separable : bool
+            Whether every column is its own block.
+
+        Returns
+        -------
+        array, shape (N,) or (1,)
+            The KKT residual of every column, or of the whole.
+        """
         xp = get_namespace(x)
         # x_i = 0: |∇f_i| ≤ λ; x_i ≠ 0: ∇f_i = −λ sign(x_i).
         return _per_block(xp, xp.abs(self._least_norm_subgradient(x, grad)), separable, xp.max)
@@ -165,6 +297,24 @@ class L1Penalty:
         ``f`` is ``μ``-strongly convex, ``F(x) − min F ≤ ‖v‖²/(2μ)`` for the
         least-norm subgradient ``v``, which is far tighter when one entry of
         the gradient is far off (``s`` far below 1): the smaller bound is used.
+
+        Parameters
+        ----------
+        x : array
+            The point.
+        grad : array
+            ``∇f(x) = A x − b``.
+        f_values : array, shape (N,) or (1,)
+            ``f(x)`` per block (:meth:`Quadratic.values`).
+        strong_convexity : float
+            A lower bound ``μ ≥ 0`` on the smallest eigenvalue of ``A``; 0 if unknown.
+        separable : bool
+            Whether every column is its own block.
+
+        Returns
+        -------
+        array, shape (N,) or (1,)
+            The duality gap of every column, or of the whole; never negative.
         """
         xp = get_namespace(x)
         lam = self.weight
@@ -189,7 +339,23 @@ class L1Penalty:
         return xp.where(x == 0, off, grad + lam * xp.sign(x))
 
     def dual_size(self, x, separable=False):
-        """ℓ2 size of what the gap pairs with ``∇f`` beside ``x`` (none: its error is ``‖x‖₂`` times the gradient's)."""
+        """The ℓ2 size of what the gap pairs with ``∇f`` beside ``x``: none, so zero.
+
+        The rounding floor of :func:`fista`'s certificate multiplies the error of the gradient by
+        ``‖x‖₂`` plus this size; the ℓ1 gap pairs the gradient with ``x`` alone.
+
+        Parameters
+        ----------
+        x : array
+            The point.
+        separable : bool
+            Whether every column is its own block.
+
+        Returns
+        -------
+        array, shape (N,) or (1,)
+            Zeros, in the dtype and on the device of ``x``.
+        """
         xp = get_namespace(x)
         return xp.zeros(self.values(x, separable).shape, dtype=x.dtype, device=x.device)
 
@@ -198,6 +364,22 @@ class UnitColumns:
     """Indicator of ``{x : ‖x[:, j]‖₂ ≤ 1 for every column j}``; prox is the projection."""
 
     def values(self, x, separable=False):
+        """The indicator per block: 0 where the columns are in the unit ball, ``inf`` where one is not.
+
+        A column counts as inside up to a slack of 100 eps on its norm, the rounding of a projection.
+
+        Parameters
+        ----------
+        x : array
+            The point.
+        separable : bool
+            Whether every column is its own block.
+
+        Returns
+        -------
+        array, shape (N,) or (1,)
+            0 or ``inf`` for every column, or for the whole.
+        """
         xp = get_namespace(x)
         norms = xp.linalg.vector_norm(x, axis=0)
         slack = 100 * xp.finfo(x.dtype).eps
@@ -208,18 +390,74 @@ class UnitColumns:
         return xp.where(outside, xp.asarray(math.inf, dtype=x.dtype, device=x.device), zero)
 
     def value(self, x):
+        """The indicator of the whole ``x``, as a float.
+
+        Parameters
+        ----------
+        x : array
+            The point.
+
+        Returns
+        -------
+        float
+            0 if every column of ``x`` is in the unit ball, else ``inf``.
+        """
         xp = get_namespace(x)
         return float(xp.sum(self.values(x)))
 
     def changes(self, x, z, separable=False):
-        """``g(z) − g(x)`` per block: 0 between feasible points, ``inf`` if ``z`` is not."""
+        """``g(z) − g(x)`` per block: 0 between feasible points, ``inf`` if ``z`` is not.
+
+        Parameters
+        ----------
+        x, z : array
+            The current and the new point.
+        separable : bool
+            Whether every column is its own block.
+
+        Returns
+        -------
+        array, shape (N,) or (1,)
+            The change of every column, or of the whole.
+        """
         return self.values(z, separable) - self.values(x, separable)
 
     def prox(self, x, step):
+        """Proximal operator of the indicator: the projection of every column onto the unit ball.
+
+        Parameters
+        ----------
+        x : array
+            The point.
+        step : float
+            The step size, which the projection does not depend on.
+
+        Returns
+        -------
+        array
+            :func:`project_columns` of ``x``.
+        """
         return project_columns(x)
 
     def kkt(self, x, grad, separable=False):
-        """Largest column residual ``‖∇f_k + μ_k x_k‖`` with the best multiplier ``μ_k ≥ 0``."""
+        """Largest column residual ``‖∇f_k + μ_k x_k‖`` with the best multiplier ``μ_k ≥ 0``.
+
+        The multiplier of a column inside the ball is 0.
+
+        Parameters
+        ----------
+        x : array
+            The point.
+        grad : array
+            ``∇f(x) = A x − b``.
+        separable : bool
+            Whether every column is its own block.
+
+        Returns
+        -------
+        array, shape (N,) or (1,)
+            The residual of every column, or the largest of them.
+        """
         xp = get_namespace(x)
         sq = xp.sum(x * x, axis=0)
         on_sphere = sq >= 1 - 1e3 * xp.finfo(x.dtype).eps
@@ -228,13 +466,45 @@ class UnitColumns:
         return _per_block(xp, xp.linalg.vector_norm(residual, axis=0), separable, xp.max)
 
     def gap(self, x, grad, f_values, strong_convexity, separable=False):
-        """Frank–Wolfe gap ``⟨∇f, x⟩ + Σ_k ‖∇f_k‖ = max over feasible v of ⟨∇f, x − v⟩ ≥ F(x) − min F``."""
+        """Frank–Wolfe gap ``⟨∇f, x⟩ + Σ_k ‖∇f_k‖ = max over feasible v of ⟨∇f, x − v⟩ ≥ F(x) − min F``.
+
+        Parameters
+        ----------
+        x : array
+            The point, feasible.
+        grad : array
+            ``∇f(x) = A x − b``.
+        f_values : array, shape (N,) or (1,)
+            ``f(x)`` per block; unused, here for the same signature as :meth:`L1Penalty.gap`.
+        strong_convexity : float
+            Unused, here for the same signature as :meth:`L1Penalty.gap`.
+        separable : bool
+            Whether every column is its own block.
+
+        Returns
+        -------
+        array, shape (N,) or (1,)
+            The gap of every column, or of the whole; never negative.
+        """
         xp = get_namespace(x)
         per_column = xp.sum(grad * x, axis=0) + xp.linalg.vector_norm(grad, axis=0)
         return xp.clip(_per_block(xp, per_column, separable), 0.0, None)
 
     def dual_size(self, x, separable=False):
-        """ℓ2 size of the unit vectors ``∇f_k/‖∇f_k‖`` the gap pairs with ``∇f``: ``√columns``."""
+        """The ℓ2 size of the unit vectors ``∇f_k/‖∇f_k‖`` the gap pairs with ``∇f``: ``√columns``.
+
+        Parameters
+        ----------
+        x : array
+            The point.
+        separable : bool
+            Whether every column is its own block.
+
+        Returns
+        -------
+        array, shape (N,) or (1,)
+            1 for every column of a separable problem, else the square root of the number of columns.
+        """
         xp = get_namespace(x)
         size = math.sqrt(float(x.shape[1] if not separable else 1))
         shape = (x.shape[1],) if separable else (1,)
@@ -242,13 +512,37 @@ class UnitColumns:
 
 
 def soft_threshold(x, threshold):
-    """Prox of ``threshold ‖·‖₁``: shrink every entry towards zero by ``threshold``."""
+    """Prox of ``threshold ‖·‖₁``: shrink every entry towards zero by ``threshold``.
+
+    Parameters
+    ----------
+    x : array
+        Any shape.
+    threshold : float or array
+        How far to shrink, ``≥ 0``; an array broadcasts against ``x``.
+
+    Returns
+    -------
+    array
+        ``sign(x) max(|x| − threshold, 0)``, shaped like ``x``.
+    """
     xp = get_namespace(x)
     return x - xp.clip(x, -threshold, threshold)
 
 
 def project_columns(x):
-    """Project every column of ``x`` onto the unit ℓ2 ball."""
+    """Project every column of ``x`` onto the unit ℓ2 ball.
+
+    Parameters
+    ----------
+    x : array, shape (n, m)
+        The columns to project.
+
+    Returns
+    -------
+    array, shape (n, m)
+        Columns of norm above 1 divided by their norm; the others unchanged.
+    """
     xp = get_namespace(x)
     norms = xp.linalg.vector_norm(x, axis=0, keepdims=True)
     return x / xp.maximum(norms, xp.asarray(1.0, dtype=x.dtype, device=x.device))
@@ -260,19 +554,33 @@ class FistaResult:
 
     ``smooth[k]``, ``penalty[k]`` and ``objective[k]`` are ``f``, ``g`` and
     ``f + g`` at the iterate kept after iteration ``k`` (``k = 0`` is the
-    start); ``certificate[k]`` is the stopping certificate there: the duality
-    gap summed over blocks (``criterion="gap"``) or the largest KKT residual
-    (``"kkt"``). For the monotone momenta ``objective`` never increases, to
-    the last bit; ``smooth`` and ``penalty`` alone may.
+    start); ``certificate[k]`` is the stopping certificate there. For the
+    monotone momenta ``objective`` never increases, to the last bit;
+    ``smooth`` and ``penalty`` alone may.
 
-    ``solver`` is ``"fista"``, or ``"lars"`` when
-    :func:`eaelib.subproblems.code_step` solved by the homotopy first (then
-    entry 1 of the histories is the homotopy's point).
-
-    ``status`` says why it stopped: ``"converged"`` (every block's
-    certificate met its tolerance, or the rounding floor of its arithmetic),
-    ``"max_iter"``, or ``"stalled"`` (some block could make no step at all,
-    while its certificate stayed above tolerance: rounding decides there).
+    Parameters
+    ----------
+    x : array
+        The solution: the last iterate kept.
+    n_iter : int
+        Iterations run (applications of ``A``).
+    converged : bool
+        Whether ``status`` is ``"converged"``.
+    smooth, penalty, objective : list of float
+        ``f``, ``g`` and ``f + g`` after every iteration, the start first.
+    certificate : list of float
+        The certificate after every iteration: the duality gap summed over
+        blocks (``criterion="gap"``) or the largest KKT residual (``"kkt"``).
+    criterion : {"gap", "kkt"}
+        The certificate it stopped on.
+    status : {"converged", "max_iter", "stalled"}
+        Why it stopped: every block's certificate met its tolerance (or the
+        rounding floor of its arithmetic), ``max_iter`` was reached, or some
+        block could make no step at all while its certificate stayed above
+        tolerance (rounding decides there).
+    solver : {"fista", "lars"}
+        ``"lars"`` when :func:`eaelib.subproblems.code_step` solved by the
+        homotopy first (then entry 1 of the histories is the homotopy's point).
     """
 
     x: Array
@@ -642,8 +950,29 @@ class _Retired:
 def certificate(f, g, x, criterion="gap"):
     """The stopping certificate of :func:`fista` at ``x``, without iterating.
 
-    Returns the duality gap summed over blocks (``criterion="gap"``: an upper
-    bound on ``F(x) − min F``) or the largest KKT residual (``"kkt"``).
+    Parameters
+    ----------
+    f : Quadratic
+        Smooth part.
+    g : L1Penalty or UnitColumns
+        Non-smooth part.
+    x : array
+        The point, shaped like ``f.b``.
+    criterion : {"gap", "kkt"}
+        Which certificate.
+
+    Returns
+    -------
+    float
+        The duality gap summed over blocks (``criterion="gap"``: an upper
+        bound on ``F(x) − min F``) or the largest KKT residual (``"kkt"``).
+
+    Raises
+    ------
+    ValueError
+        If ``criterion`` is neither.
+    FloatingPointError
+        If the objective at ``x`` is not finite.
     """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")

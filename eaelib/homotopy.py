@@ -363,7 +363,19 @@ def lasso_gram(gram, B, lam, *, const=None, strong_convexity=0.0, max_steps=None
 
 @dataclass
 class HomotopyResult:
-    """Outcome of :func:`lasso_gram`: codes ``Z`` (m × N) and, per column, ``steps``, ``objective`` and ``gap``."""
+    """Outcome of :func:`lasso_gram`: codes ``Z`` (m × N) and, per column, ``steps``, ``objective`` and ``gap``.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray, shape (m, N)
+        The codes.
+    steps : numpy.ndarray of int, shape (N,)
+        Homotopy steps (breakpoints of the path) of each column.
+    objective : numpy.ndarray, shape (N,)
+        Each column's objective at its codes.
+    gap : numpy.ndarray, shape (N,)
+        Each column's duality gap, which certifies its codes.
+    """
 
     Z: np.ndarray
     steps: np.ndarray

@@ -42,6 +42,14 @@ def load_image(name_or_path, *, quiet=False):
     Returns
     -------
     numpy.ndarray, shape (height, width)
+        The gray image, float64, in [0, 1] (8- and 16-bit files are divided by 255 and 65535).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``name_or_path`` is neither a named image nor a file.
+    ValueError
+        If Pillow cannot read the file.
 
     Warns
     -----

@@ -28,12 +28,24 @@ Array = Any
 class InnerTrace:
     """One subproblem solve, per inner iteration (entry 0: the warm start).
 
-    ``smooth`` is the subproblem's quadratic part (its energy terms),
-    ``penalty`` its non-smooth part (λ_s‖Z‖₁ for Z, 0 for the constraints of
-    D and E), ``objective`` their sum (monotone to the last bit), and
-    ``certificate`` the solver's duality gap, an upper bound on what the
-    subproblem can still gain. ``status`` says why the solve stopped
-    (``"converged"``, ``"max_iter"`` or ``"stalled"``).
+    Parameters
+    ----------
+    subproblem : {"Z", "D", "E"}
+        The block solved.
+    outer : int
+        The outer iteration (or epoch) it belongs to.
+    smooth : list of float
+        The subproblem's quadratic part (its energy terms).
+    penalty : list of float
+        Its non-smooth part: λ_s‖Z‖₁ for Z, 0 for the constraints of D and E.
+    converged : bool
+        Whether the solver met its tolerance.
+    objective : list of float
+        ``smooth + penalty``, monotone to the last bit.
+    certificate : list of float
+        The solver's duality gap, an upper bound on what the subproblem can still gain.
+    status : {"converged", "max_iter", "stalled"}
+        Why the solve stopped (:class:`FistaResult`, :class:`DualResult`).
     """
 
     subproblem: str
@@ -50,19 +62,40 @@ class InnerTrace:
 class LearningResult:
     """Outcome of :func:`learn`.
 
-    ``energy[k]`` holds the terms of :func:`~eaelib.subproblems.energy_terms`
-    after outer iteration ``k``; ``energy[0]`` is the initialization.
-    ``certificates[k − 1]`` holds, for the iterate after outer iteration
-    ``k``, each block's duality gap: how much the energy could still fall by
-    re-solving that block alone (``"Z"``, ``"D"``, ``"E"``). ``converged`` is
-    True when every one is at most ``rtol`` times the energy: the iterate is
-    block-stationary to that tolerance. ``status`` says why learning stopped:
-    ``"converged"``, ``"max_outer"``, ``"stalled"`` (an outer iteration could
-    not lower the energy beyond the rounding of its evaluation),
-    ``"callback"`` or ``"interrupted"``. ``iterations`` lists the outer
-    iteration (or epoch) of each entry of ``certificates`` (and of ``energy``
-    past its first): every one for :func:`learn`, the certified epochs for
-    :func:`eaelib.online.learn_online`.
+    Parameters
+    ----------
+    Z, D, E : array
+        The learned codes (m × N), dictionary (n × m) and encoder (m × n).
+    energy : list of dict
+        ``energy[k]`` holds the terms of :func:`~eaelib.subproblems.energy_terms`
+        after outer iteration ``k``; ``energy[0]`` is the initialization.
+    inner : list of InnerTrace
+        Every subproblem solve, in order.
+    n_iter : int
+        Outer iterations (or epochs) run.
+    converged : bool
+        True when every block's gap is at most ``rtol`` times the energy: the
+        iterate is block-stationary to that tolerance.
+    stopped_by_callback : bool
+        Whether the callback stopped learning.
+    interrupted : bool
+        Whether a ``KeyboardInterrupt`` stopped learning.
+    n_reinitialized : int
+        Dead atoms replaced along the way (``reinit_dead_atoms``).
+    certificates : list of dict
+        ``certificates[k − 1]`` holds, for the iterate after outer iteration
+        ``k``, each block's duality gap: how much the energy could still fall
+        by re-solving that block alone (keys ``"Z"``, ``"D"``, ``"E"``).
+    status : {"converged", "max_outer", "stalled", "callback", "interrupted"}
+        Why learning stopped; ``"stalled"``: an outer iteration could not lower
+        the energy beyond the rounding of its evaluation.
+    multipliers : dict
+        The dual solver's last Lagrange multipliers of the D- and E-steps
+        (keys ``"D"``, ``"E"``), to warm-start a later run.
+    iterations : list of int
+        The outer iteration (or epoch) of each entry of ``certificates`` (and
+        of ``energy`` past its first): every one for :func:`learn`, the
+        certified epochs for :func:`eaelib.online.learn_online`.
     """
 
     Z: Array
@@ -85,6 +118,24 @@ class LearningResult:
 
         It stops when every gap is at most ``rtol`` times the energy (then
         ``converged``), or when ``callback(iteration, terms)`` returns True.
+
+        Parameters
+        ----------
+        iteration : int
+            The outer iteration (or epoch) just run.
+        terms : dict
+            Its energy terms (:func:`~eaelib.subproblems.energy_terms`), with ``"total"``.
+        gaps : dict
+            Each block's duality gap at the new iterate.
+        rtol : float
+            Tolerance on the gaps, relative to the energy.
+        callback : callable or None
+            ``callback(iteration, terms)``; True stops learning.
+
+        Returns
+        -------
+        bool
+            Whether learning should stop: converged, or stopped by the callback.
         """
         self.n_iter = iteration
         self.iterations.append(iteration)
@@ -100,7 +151,15 @@ class LearningResult:
 
 
 class DivergenceError(FloatingPointError):
-    """A subproblem produced non-finite values; ``result`` holds the last finite iterate."""
+    """A subproblem produced non-finite values; ``result`` holds the last finite iterate.
+
+    Parameters
+    ----------
+    message : str
+        What diverged, and where.
+    result : LearningResult
+        Learning so far, up to the last finite iterate.
+    """
 
     def __init__(self, message, result):
         super().__init__(message)
@@ -112,6 +171,13 @@ class EnergyIncreaseError(ArithmeticError):
 
     Every block step is monotone, so this never happens with eaelib's solvers;
     ``result`` holds the last iterate before the rise.
+
+    Parameters
+    ----------
+    message : str
+        The energies before and after, and the rounding error they were compared with.
+    result : LearningResult
+        Learning so far, up to the last iterate before the rise.
     """
 
     def __init__(self, message, result):
@@ -144,13 +210,27 @@ def initialize(X, n_atoms, random_state=None, method="random"):
     Parameters
     ----------
     X : array, shape (n, N)
+        Data, samples as columns.
     n_atoms : int
+        Number of atoms ``m``.
     random_state : int, numpy.random.Generator or None
+        Seed of the Gaussian atoms and of the samples drawn; None draws fresh entropy.
     method : {"random", "data", "svd"}
+        How to choose ``D``, as above.
 
     Returns
     -------
-    Z, D, E : arrays of shapes (m, N), (n, m) and (m, n)
+    Z : array, shape (m, N)
+        Zeros.
+    D : array, shape (n, m)
+        Atoms of unit norm.
+    E : array, shape (m, n)
+        ``Dᵀ`` with its columns projected onto the unit ball.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is none of the above.
     """
     if method not in INITIALIZATIONS:
         raise ValueError(f"init must be one of {INITIALIZATIONS}, got {method!r}")
@@ -178,7 +258,18 @@ def initialize(X, n_atoms, random_state=None, method="random"):
 
 
 def dead_atoms(Z):
-    """Boolean mask of the atoms (rows of ``Z``, m × N) that no sample uses."""
+    """Boolean mask of the atoms that no sample uses.
+
+    Parameters
+    ----------
+    Z : array, shape (m, N)
+        Codes, one row per atom and one column per sample.
+
+    Returns
+    -------
+    array of bool, shape (m,)
+        True for the atoms whose row of ``Z`` is all zero.
+    """
     xp = get_namespace(Z)
     return ~xp.any(Z != 0, axis=1)
 
@@ -189,11 +280,22 @@ def reinitialize_dead_atoms(X, Z, D):
     A dead atom multiplies a zero row of ``Z``, so replacing it leaves ``DZ``,
     and hence the energy, unchanged: the next Z-step may then use it.
 
+    Parameters
+    ----------
+    X : array, shape (n, N)
+        Data, samples as columns.
+    Z : array, shape (m, N)
+        Codes; its zero rows mark the dead atoms.
+    D : array, shape (n, m)
+        Dictionary.
+
     Returns
     -------
-    D : array
-        The dictionary with its dead atoms replaced (unit norm).
+    D : array, shape (n, m)
+        The dictionary with its dead atoms replaced by residuals ``X − DZ`` of unit norm, the worst first;
+        when fewer samples than dead atoms have a residual, the remaining dead atoms stay.
     n_replaced : int
+        The number of atoms replaced.
     """
     xp = get_namespace(X, Z, D)
     dead = np.array(to_numpy(dead_atoms(Z)))  # a copy: it may be trimmed below

@@ -434,6 +434,7 @@ def load_model(path):
     Parameters
     ----------
     path : str, path-like or binary file
+        The model file.
 
     Returns
     -------

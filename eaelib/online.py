@@ -52,6 +52,21 @@ class Statistics:
     ``zz = Σ w z zᵀ`` (m × m), ``xz = Σ w x zᵀ`` (n × m), ``xx = Σ w x xᵀ``
     (n × n), ``x_sq = Σ w ‖x‖²``, ``z_sq = Σ w ‖z‖²`` and ``weight = Σ w``,
     where older samples weigh less (:func:`forgetting`).
+
+    Parameters
+    ----------
+    zz : array, shape (m, m)
+        ``Σ w z zᵀ``.
+    xz : array, shape (n, m)
+        ``Σ w x zᵀ``.
+    xx : array, shape (n, n)
+        ``Σ w x xᵀ``.
+    x_sq : float
+        ``Σ w ‖x‖²``.
+    z_sq : float
+        ``Σ w ‖z‖²``.
+    weight : float
+        ``Σ w``.
     """
 
     zz: Array
@@ -68,7 +83,20 @@ class Statistics:
 
     @classmethod
     def of(cls, X, Z):
-        """The sums over the batch ``X`` (n × b) with its codes ``Z`` (m × b), each sample of weight 1."""
+        """The sums over the batch ``X`` (n × b) with its codes ``Z`` (m × b), each sample of weight 1.
+
+        Parameters
+        ----------
+        X : array, shape (n, b)
+            The batch, samples as columns.
+        Z : array, shape (m, b)
+            Its codes.
+
+        Returns
+        -------
+        Statistics
+            The batch's sums; ``weight`` is ``b``.
+        """
         xp = get_namespace(X, Z)
         return cls(Z @ Z.mT, X @ Z.mT, X @ X.mT, sq_norm(xp, X), sq_norm(xp, Z), X.shape[1])
 
@@ -77,7 +105,20 @@ class Statistics:
         self.merge(Statistics.of(X, Z), beta)
 
     def merge(self, other, beta=1.0):
-        """Scale the sums by ``beta`` and add ``other``'s: the sums of a batch, or of a part of one."""
+        """Scale the sums by ``beta`` and add ``other``'s: the sums of a batch, or of a part of one.
+
+        Parameters
+        ----------
+        other : Statistics
+            The sums to add.
+        beta : float, default=1.0
+            The factor applied to these sums first (:func:`forgetting`).
+
+        Returns
+        -------
+        Statistics
+            These sums, updated in place.
+        """
         self.zz = beta * self.zz + other.zz
         self.xz = beta * self.xz + other.xz
         self.xx = beta * self.xx + other.xx
@@ -118,6 +159,25 @@ def forgetting(step, batch_size, schedule="recent"):
       window still grows without bound, so the sums average ever more
       samples as the dictionary settles. Measured faster to every energy of
       the benchmark (see ``_MEMORY``).
+
+    Parameters
+    ----------
+    step : int
+        Number of the batch about to be added, from 0.
+    batch_size : int
+        Samples in the batch, ``b``.
+    schedule : {"recent", "mairal"}
+        The schedule.
+
+    Returns
+    -------
+    float
+        The factor ``(θ + 1 − b)/(θ + 1)``, in [0, 1).
+
+    Raises
+    ------
+    ValueError
+        If ``schedule`` is neither.
     """
     b = batch_size
     if schedule == "mairal":
@@ -197,6 +257,23 @@ def online_step(state, X, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_inner
     (what a worker does with its part of a batch), :func:`absorb` and
     :func:`resample_unused` (what the client does with the sums), so that
     :mod:`eaelib.distributed` runs the same arithmetic across machines.
+
+    Parameters
+    ----------
+    state : OnlineState
+        The model and the running sums.
+    X : array, shape (n, b)
+        The batch, samples as columns.
+    lambda_d, lambda_e, lambda_s : float
+        Weights of the energy terms.
+    inner_rtol : float
+        Tolerance of the batch's Z-step: each sample's duality gap relative to its energy.
+    max_inner : int
+        Most iterations of the Z-step's FISTA.
+    rng : numpy.random.Generator
+        Draws the samples that replace unused atoms.
+    code_solver : {"auto", "lars", "fista"}
+        The Z-solver (:func:`~eaelib.subproblems.choose_code_solver`).
 
     Returns
     -------
@@ -442,7 +519,12 @@ def batches_in(n_batches, fraction):
 class SourceError(RuntimeError):
     """A batch source failed for good (e.g. a Dask task after its retries); ``result`` holds what was learned.
 
-    ``result`` is the :class:`~eaelib.LearningResult` up to the last completed epoch.
+    Parameters
+    ----------
+    message : str
+        What failed.
+    result : LearningResult, optional
+        Learning up to the last completed epoch.
     """
 
     def __init__(self, message, result=None):

@@ -139,12 +139,14 @@ def frobenius_lipschitz(A, weight=1.0, shift=0.0):
     Parameters
     ----------
     A : array, shape (p, q)
+        The matrix of the least-squares term.
     weight, shift : float
         ``λ`` and ``μ`` in ``λ‖AᵀA‖_F + μ``.
 
     Returns
     -------
     float
+        ``weight·‖AᵀA‖_F + shift``.
     """
     xp = get_namespace(A)
     gram = A.mT @ A if A.shape[1] <= A.shape[0] else A @ A.mT  # same Frobenius norm, smaller product
@@ -193,10 +195,12 @@ def original_learn(
         Weights of the energy terms (no graph term: the notebook had λ_g = 0).
     max_outer : int, default=20
         Outer iterations (the notebook's ``N_outer``).
-    max_inner, inner_rtol
-        Most FISTA iterations and tolerance (each sample's duality gap
-        relative to its energy) of the Z-subproblem; the D- and
-        E-subproblems are solved exactly (:func:`eaelib.solve_dictionary`).
+    max_inner : int
+        Most FISTA iterations of the Z-subproblem.
+    inner_rtol : float
+        Tolerance of the Z-subproblem: each sample's duality gap relative to
+        its energy. The D- and E-subproblems are solved exactly
+        (:func:`eaelib.solve_dictionary`).
     overwrite : bool, default=True
         ``False`` drops the two overwrites: the loop is then plain
         alternating minimization, like :func:`eaelib.learn` without its

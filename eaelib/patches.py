@@ -16,6 +16,27 @@ def patch_grid(image_shape, size, stride=None):
 
     Patches start at multiples of ``stride`` and lie wholly inside the image,
     so a border narrower than ``stride`` may be covered by no patch.
+
+    Parameters
+    ----------
+    image_shape : (int, int)
+        ``(height, width)`` of the image.
+    size : int
+        Side of the square patches.
+    stride : int, optional
+        Step between patches; ``size`` by default.
+
+    Returns
+    -------
+    rows : int
+        Number of patch positions down the image.
+    columns : int
+        Number of patch positions across it.
+
+    Raises
+    ------
+    ValueError
+        If ``image_shape`` is not two non-negative integers or the image is smaller than one patch.
     """
     size = check_scalar(size, "size", kind="int", low=1)
     stride = size if stride is None else check_scalar(stride, "stride", kind="int", low=1)
@@ -32,7 +53,7 @@ def _offsets(size):
 
 
 def extract_patches(image, size=12, stride=None):
-    """Patches of ``image`` as rows: an array of shape (n_patches, size²).
+    """Cut ``image`` into square patches, one per row: an array of shape (n_patches, size²).
 
     Parameters
     ----------
@@ -70,12 +91,25 @@ def reconstruct_from_patches(patches, image_shape, size=12, stride=None, *, fill
     Parameters
     ----------
     patches : array, shape (n_patches, size²)
+        One flattened patch per row, in the order of :func:`extract_patches`.
     image_shape : (int, int)
+        ``(height, width)`` of the image to rebuild.
     size, stride : int
-        As given to :func:`extract_patches`.
+        As given to :func:`extract_patches`; ``stride`` is ``size`` by default.
     fill : float, optional
         Value of the pixels that no patch covers (a border narrower than the
         stride, or gaps when ``stride > size``). If None, such pixels are an error.
+
+    Returns
+    -------
+    array, shape image_shape
+        Every pixel the mean of the patch entries that cover it, in the namespace and dtype of ``patches``.
+
+    Raises
+    ------
+    ValueError
+        If ``patches`` does not have the shape the grid needs, or some pixel is covered by no patch and
+        ``fill`` is None.
     """
     xp, patches = check_array(patches, name="patches", shape_hint="(n_patches, size²)", min_samples=0)
     stride = size if stride is None else stride
@@ -149,14 +183,37 @@ class PatchLayout:
         object.__setattr__(self, "centered", bool(self.centered))
 
     def covered_shape(self, image_shape):
-        """``(height, width)`` of the top-left part of an image of ``image_shape`` that the patches cover."""
+        """``(height, width)`` of the top-left part of an image of ``image_shape`` that the patches cover.
+
+        Parameters
+        ----------
+        image_shape : (int, int)
+            ``(height, width)`` of the image.
+
+        Returns
+        -------
+        height : int
+            Rows covered: the rows below are in no patch.
+        width : int
+            Columns covered: the columns to the right are in no patch.
+        """
         n_rows, n_cols = patch_grid(image_shape, self.size, self.stride)
         return self.stride * (n_rows - 1) + self.size, self.stride * (n_cols - 1) + self.size
 
     def extract(self, image):
         """``(X, means)``: the patches of ``image`` as rows and, if ``centered``, their means (else None).
 
-        ``X`` has shape (n_patches, size²) and ``means`` (n_patches, 1): ``X + means`` are the patches.
+        Parameters
+        ----------
+        image : array, shape (height, width) or (height, width, channels)
+            As for :func:`extract_patches`.
+
+        Returns
+        -------
+        X : array, shape (n_patches, size²)
+            The patches as rows, centred if ``centered``.
+        means : array of shape (n_patches, 1), or None
+            Their means, such that ``X + means`` are the patches; None unless ``centered``.
         """
         X = extract_patches(image, self.size, self.stride)
         if not self.centered:
@@ -165,7 +222,24 @@ class PatchLayout:
         return X - means, means
 
     def rebuild(self, X, means, image_shape, *, fill=None):
-        """The image of ``image_shape`` from patches ``X`` and ``means`` as :meth:`extract` returns them."""
+        """The image of ``image_shape`` from patches ``X`` and ``means`` as :meth:`extract` returns them.
+
+        Parameters
+        ----------
+        X : array, shape (n_patches, size²)
+            The patches as rows (centred if ``means`` is given).
+        means : array of shape (n_patches, 1), or None
+            Means to add back to the patches.
+        image_shape : (int, int)
+            ``(height, width)`` of the image.
+        fill : float, optional
+            Value of the pixels no patch covers, as for :func:`reconstruct_from_patches`.
+
+        Returns
+        -------
+        array, shape image_shape
+            The patches put back, averaged where they overlap.
+        """
         if means is not None:
             X = X + means
         return reconstruct_from_patches(X, image_shape, self.size, self.stride, fill=fill)

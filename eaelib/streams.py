@@ -55,6 +55,11 @@ def image_files(*specs):
     The named images of :func:`~eaelib.load_image` (``"barbara"``) pass
     through as names.
 
+    Parameters
+    ----------
+    *specs : str or path-like
+        Image files, folders, glob patterns (``"photos/*.jpg"``) or named images.
+
     Returns
     -------
     list of str or Path
@@ -160,6 +165,7 @@ class PatchStream:
         Images open at once while shuffling: more mixes better, and holds
         more images in memory.
     dtype : {"float64", "float32"}, default="float64"
+        Floating dtype of the batches.
 
     Attributes
     ----------
@@ -285,7 +291,20 @@ class PatchStream:
         """The batches of epoch ``epoch`` as lists of :class:`Segment`, one list per batch (a generator).
 
         Every patch of every image is in exactly one segment of one batch.
-        ``shuffle`` and ``batch_size`` default to the stream's.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch: with the stream's seed, it decides the shuffle.
+        shuffle : bool, optional
+            Whether to shuffle; the stream's ``shuffle`` by default.
+        batch_size : int, optional
+            Patches per batch; the stream's ``batch_size`` by default.
+
+        Yields
+        ------
+        list of Segment
+            The segments ``(image, a, c, start, count)`` of one batch.
         """
         shuffle = self.shuffle if shuffle is None else shuffle
         batch_size = self.batch_size if batch_size is None else batch_size
@@ -321,13 +340,39 @@ class PatchStream:
             yield batch
 
     def positions(self, segment):
-        """``(rows, cols)`` of the top-left pixels of the patches of ``segment``."""
+        """``(rows, cols)`` of the top-left pixels of the patches of ``segment``.
+
+        Parameters
+        ----------
+        segment : Segment
+            A segment of :meth:`plan`.
+
+        Returns
+        -------
+        rows : numpy.ndarray of int, shape (segment.count,)
+            Row of each patch's top-left pixel in the segment's image, in the order of the segment's patches.
+        cols : numpy.ndarray of int, shape (segment.count,)
+            Column of the same pixels.
+        """
         return _positions(self._cutting_spec(), segment)
 
     # -- batches -----------------------------------------------------------------------------------------
 
     def batches(self, epoch, *, shuffle=None):
-        """The batches of epoch ``epoch``, each an array of shape (batch, size²), patches as rows."""
+        """The batches of epoch ``epoch``, patches as rows.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch: with the stream's seed, it decides the shuffle.
+        shuffle : bool, optional
+            Whether to shuffle; the stream's ``shuffle`` by default.
+
+        Yields
+        ------
+        numpy.ndarray, shape (batch, size²)
+            One batch, centred if ``center``, in the stream's dtype.
+        """
         loaded = {}
         for segments in self.plan(epoch, shuffle=shuffle):
             yield self._cut(segments, lambda k: self._load(k, loaded))
@@ -346,7 +391,18 @@ class PatchStream:
         return self.batches(epoch)
 
     def in_order(self, batch_size=None):
-        """Every patch once, image after image, in the order of :func:`~eaelib.extract_patches` (evaluation)."""
+        """Every patch once, image after image, in the order of :func:`~eaelib.extract_patches` (evaluation).
+
+        Parameters
+        ----------
+        batch_size : int, optional
+            Patches per batch; the stream's ``batch_size`` by default.
+
+        Yields
+        ------
+        numpy.ndarray, shape (batch, size²)
+            One batch, centred if ``center``, in the stream's dtype.
+        """
         loaded = {}
         for segments in self.plan(0, shuffle=False, batch_size=batch_size):
             yield self._cut(segments, lambda k: self._load(k, loaded))
@@ -375,6 +431,23 @@ class PatchStream:
         computes it: image files are read there (each worker keeps the last
         few it read), arrays travel once per worker. Nothing is computed
         until the chunks are used.
+
+        Parameters
+        ----------
+        chunks_per_batch : int, default=1
+            Chunks each batch is split into, as equal in size as can be.
+        epoch : int, default=0
+            The epoch whose plan to follow.
+
+        Returns
+        -------
+        dask.array.Array, shape (n_patches, size²)
+            The epoch's patches as rows, batch after batch, in the stream's dtype.
+
+        Raises
+        ------
+        ImportError
+            If Dask is not installed (the ``dask`` extra).
         """
         from .distributed import _import_dask
 

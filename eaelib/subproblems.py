@@ -51,6 +51,18 @@ def code_problem(X, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplaci
         Needed when ``lambda_g > 0``.
     x_col_sq : array, optional
         Squared norm of every column of ``X``, shape (N,), if already known.
+
+    Returns
+    -------
+    f : Quadratic
+        The smooth part; separable by columns (with its ``gram`` ``G``) when ``lambda_g`` is 0.
+    g : L1Penalty
+        ``λ_s‖Z‖₁``.
+
+    Raises
+    ------
+    ValueError
+        If ``lambda_g > 0`` and no ``laplacian`` is given.
     """
     xp = get_namespace(X, D, E)
     m = D.shape[1]
@@ -84,7 +96,25 @@ def code_problem(X, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplaci
 def dictionary_problem(X, Z, *, lambda_d, xzt=None, x_sq=None):
     """D-subproblem: ``λ_d/2‖X − DZ‖²`` s.t. every column of ``D`` in the unit ball.
 
-    ``xzt`` is ``XZᵀ`` (n × m) if already known; it serves the E-subproblem too.
+    Parameters
+    ----------
+    X : array, shape (n, N)
+        Data, samples as columns.
+    Z : array, shape (m, N)
+        Codes.
+    lambda_d : float
+        Weight of the data term.
+    xzt : array, shape (n, m), optional
+        ``XZᵀ`` if already known; it serves the E-subproblem too.
+    x_sq : float, optional
+        ``‖X‖²`` if already known.
+
+    Returns
+    -------
+    f : Quadratic
+        ``λ_d/2 (tr(D ZZᵀ Dᵀ) − 2 tr(D ZXᵀ) + ‖X‖²)``, acting on ``D``.
+    g : UnitColumns
+        The constraint.
     """
     return _ball_problem(*dictionary_statistics(X, Z, xzt=xzt, x_sq=x_sq), lambda_d)
 
@@ -92,22 +122,83 @@ def dictionary_problem(X, Z, *, lambda_d, xzt=None, x_sq=None):
 def encoder_problem(X, Z, *, lambda_e, xxt=None, xxt_norm=None, xzt=None):
     """E-subproblem: ``λ_e/2‖Z − EX‖²`` s.t. every column of ``E`` in the unit ball.
 
-    ``xxt`` (``XXᵀ``) does not change across outer iterations; pass it to avoid
-    recomputing it. ``xxt_norm`` is accepted for compatibility and unused: the
-    eigenvalues are computed with the smallest one, which the solvers need too.
+    Parameters
+    ----------
+    X : array, shape (n, N)
+        Data, samples as columns.
+    Z : array, shape (m, N)
+        Codes.
+    lambda_e : float
+        Weight of the encoder term.
+    xxt : array, shape (n, n), optional
+        ``XXᵀ``, which does not change across outer iterations: pass it to avoid recomputing it.
+    xxt_norm : float, optional
+        Accepted for compatibility and unused: the eigenvalues are computed with the smallest one,
+        which the solvers need too.
+    xzt : array, shape (n, m), optional
+        ``XZᵀ`` if already known.
+
+    Returns
+    -------
+    f : Quadratic
+        ``λ_e/2 (tr(E XXᵀ Eᵀ) − 2 tr(E XZᵀ) + ‖Z‖²)``, acting on ``E``.
+    g : UnitColumns
+        The constraint.
     """
     return _ball_problem(*encoder_statistics(X, Z, xxt=xxt, xzt=xzt), lambda_e)
 
 
 def dictionary_statistics(X, Z, *, xzt=None, x_sq=None):
-    """``(G, B, c) = (ZZᵀ, XZᵀ, ‖X‖²)``: the D-subproblem is ``λ_d/2 (tr(DGDᵀ) − 2tr(DBᵀ) + c)``."""
+    """``(G, B, c) = (ZZᵀ, XZᵀ, ‖X‖²)``: the D-subproblem is ``λ_d/2 (tr(DGDᵀ) − 2tr(DBᵀ) + c)``.
+
+    Parameters
+    ----------
+    X : array, shape (n, N)
+        Data, samples as columns.
+    Z : array, shape (m, N)
+        Codes.
+    xzt : array, shape (n, m), optional
+        ``XZᵀ`` if already known.
+    x_sq : float, optional
+        ``‖X‖²`` if already known.
+
+    Returns
+    -------
+    G : array, shape (m, m)
+        ``ZZᵀ``.
+    B : array, shape (n, m)
+        ``XZᵀ``.
+    c : float
+        ``‖X‖²``.
+    """
     xp = get_namespace(X, Z)
     xzt = X @ Z.mT if xzt is None else xzt
     return Z @ Z.mT, xzt, sq_norm(xp, X) if x_sq is None else x_sq
 
 
 def encoder_statistics(X, Z, *, xxt=None, xzt=None):
-    """``(G, B, c) = (XXᵀ, ZXᵀ, ‖Z‖²)``: the E-subproblem is ``λ_e/2 (tr(EGEᵀ) − 2tr(EBᵀ) + c)``."""
+    """``(G, B, c) = (XXᵀ, ZXᵀ, ‖Z‖²)``: the E-subproblem is ``λ_e/2 (tr(EGEᵀ) − 2tr(EBᵀ) + c)``.
+
+    Parameters
+    ----------
+    X : array, shape (n, N)
+        Data, samples as columns.
+    Z : array, shape (m, N)
+        Codes.
+    xxt : array, shape (n, n), optional
+        ``XXᵀ`` if already known.
+    xzt : array, shape (n, m), optional
+        ``XZᵀ`` if already known.
+
+    Returns
+    -------
+    G : array, shape (n, n)
+        ``XXᵀ``.
+    B : array, shape (m, n)
+        ``ZXᵀ``.
+    c : float
+        ``‖Z‖²``.
+    """
     xp = get_namespace(X, Z)
     xxt = X @ X.mT if xxt is None else xxt
     xzt = X @ Z.mT if xzt is None else xzt
@@ -152,6 +243,40 @@ def solve_codes(
     ``rtol`` times its energy, and Newton steps on the support are taken when
     the problem is barely strongly convex (:func:`newton_every`).
     ``Z0="encoder"`` starts from the encoder's prediction ``EX``.
+
+    Parameters
+    ----------
+    X, D, E : array
+        Data (n × N), dictionary (n × m) and encoder (m × n).
+    Z0 : array of shape (m, N), "encoder" or None
+        The start: given codes, the encoder's prediction ``EX``, or zeros.
+    lambda_d, lambda_e, lambda_s, lambda_g : float
+        Weights of the energy terms.
+    laplacian : GraphLaplacian, optional
+        Needed when ``lambda_g > 0``.
+    rtol : float
+        Tolerance of the certificate, relative to each block's objective.
+    max_iter : int
+        Most FISTA iterations.
+    criterion : {"gap", "kkt"}
+        The certificate.
+    momentum : {"monotone", "restart", "strong", "fista", "ista"}
+        FISTA's momentum.
+    polish : int, optional
+        Every ``polish``-th FISTA step is a Newton step on the support; by default
+        :func:`newton_every` decides.
+    solver : {"auto", "lars", "fista"}
+        The Z-solver.
+
+    Returns
+    -------
+    FistaResult
+        The codes ``x`` (m × N) and the solve's histories; ``solver`` says which solver ran.
+
+    Raises
+    ------
+    ValueError
+        If ``Z0`` is a string other than ``"encoder"``, or ``solver="lars"`` cannot solve the problem.
     """
     xp = get_namespace(X, D, E)
     if Z0 is None:
@@ -181,6 +306,27 @@ def choose_code_solver(f, g, solver="auto", rtol=None):
     iterations). Elsewhere it takes FISTA, which
     is also the path of CuPy, array-api-strict and a copy of eaelib without
     numba. An explicit ``"lars"`` that cannot run raises an error saying why.
+
+    Parameters
+    ----------
+    f : Quadratic
+        The smooth part of the Z-subproblem (:func:`code_problem`).
+    g : L1Penalty
+        Its ℓ1 term.
+    solver : {"auto", "lars", "fista"}
+        The solver asked for.
+    rtol : float, optional
+        The accuracy the solve is asked for; None for an inexact solve (learning's Z-steps).
+
+    Returns
+    -------
+    {"lars", "fista"}
+        The solver to run.
+
+    Raises
+    ------
+    ValueError
+        If ``solver`` is none of :data:`CODE_SOLVERS`, or is ``"lars"`` and the homotopy cannot run.
     """
     if solver not in CODE_SOLVERS:
         raise ValueError(f"code_solver must be one of {CODE_SOLVERS}, got {solver!r}")
@@ -228,8 +374,28 @@ def code_step(f, g, x0, *, solver="auto", rtol=1e-6, max_iter=100, criterion="ga
     be computed in float32), or with ``criterion="kkt"``, FISTA continues from
     the homotopy's point: it certifies every column and refines those that
     need it. The history then reads: ``x0``, the homotopy's point, FISTA's
-    iterations. ``options`` (``atol``, ``polish``, ``chunk``) go to
-    :func:`eaelib.fista.fista`.
+    iterations.
+
+    Parameters
+    ----------
+    f : Quadratic
+        The smooth part of the Z-subproblem (:func:`code_problem`).
+    g : L1Penalty
+        Its ℓ1 term.
+    x0 : array of shape (m, N), or None
+        The start, or None for none.
+    solver : {"auto", "lars", "fista"}
+        The solver (:func:`choose_code_solver`).
+    rtol : float
+        Tolerance of the certificate, relative to each column's objective.
+    max_iter : int
+        Most FISTA iterations.
+    criterion : {"gap", "kkt"}
+        The certificate.
+    momentum : {"monotone", "restart", "strong", "fista", "ista"}
+        FISTA's momentum.
+    **options
+        ``atol``, ``polish`` and ``chunk``, passed to :func:`eaelib.fista.fista`.
 
     Returns
     -------
@@ -318,6 +484,30 @@ def solve_dictionary(X, Z, D0, *, lambda_d, rtol=1e-9, max_iter=None, solver="du
     default, ``multipliers`` its warm start), ``"fista"`` is
     :func:`eaelib.fista.fista` stopped on the Frank–Wolfe gap (``max_iter``
     100 by default), for comparison.
+
+    Parameters
+    ----------
+    X : array, shape (n, N)
+        Data, samples as columns.
+    Z : array, shape (m, N)
+        Codes.
+    D0 : array, shape (n, m)
+        Feasible start: every column in the unit ball.
+    lambda_d : float
+        Weight of the data term.
+    rtol : float
+        Tolerance on the duality gap, relative to the objective.
+    max_iter : int, optional
+        Most iterations; 200 for ``"dual"``, 100 for ``"fista"`` by default.
+    solver : {"dual", "fista"}
+        The solver.
+    multipliers : array, shape (m,), optional
+        Starting Lagrange multipliers of ``"dual"`` (``DualResult.multipliers`` of a previous solve).
+
+    Returns
+    -------
+    DualResult or FistaResult
+        The dictionary ``x`` and the solve's histories.
     """
     statistics = dictionary_statistics(X, Z)
     return solve_ball(
@@ -326,7 +516,32 @@ def solve_dictionary(X, Z, D0, *, lambda_d, rtol=1e-9, max_iter=None, solver="du
 
 
 def solve_encoder(X, Z, E0, *, lambda_e, rtol=1e-9, max_iter=None, solver="dual", multipliers=None):
-    """Solve the E-subproblem from the feasible ``E0``; the options are those of :func:`solve_dictionary`."""
+    """Solve the E-subproblem from the feasible ``E0``; the options are those of :func:`solve_dictionary`.
+
+    Parameters
+    ----------
+    X : array, shape (n, N)
+        Data, samples as columns.
+    Z : array, shape (m, N)
+        Codes.
+    E0 : array, shape (m, n)
+        Feasible start: every column in the unit ball.
+    lambda_e : float
+        Weight of the encoder term.
+    rtol : float
+        Tolerance on the duality gap, relative to the objective.
+    max_iter : int, optional
+        Most iterations; 200 for ``"dual"``, 100 for ``"fista"`` by default.
+    solver : {"dual", "fista"}
+        The solver.
+    multipliers : array, shape (n,), optional
+        Starting Lagrange multipliers of ``"dual"`` (``DualResult.multipliers`` of a previous solve).
+
+    Returns
+    -------
+    DualResult or FistaResult
+        The encoder ``x`` and the solve's histories.
+    """
     statistics = encoder_statistics(X, Z)
     return solve_ball(
         *statistics, E0, weight=lambda_e, rtol=rtol, max_iter=max_iter, solver=solver, multipliers=multipliers
@@ -334,7 +549,40 @@ def solve_encoder(X, Z, E0, *, lambda_e, rtol=1e-9, max_iter=None, solver="dual"
 
 
 def solve_ball(gram, b, c, W0, *, weight, rtol=1e-9, max_iter=None, solver="dual", multipliers=None):
-    """Minimize ``weight/2 (tr(W G Wᵀ) − 2tr(W Bᵀ) + c)`` over unit-ball columns with ``solver``."""
+    """Minimize ``weight/2 (tr(W G Wᵀ) − 2tr(W Bᵀ) + c)`` over unit-ball columns with ``solver``.
+
+    Parameters
+    ----------
+    gram : array, shape (q, q)
+        ``G``, symmetric positive semi-definite.
+    b : array, shape (p, q)
+        ``B``.
+    c : float
+        The constant that makes the objective the energy term.
+    W0 : array, shape (p, q)
+        Feasible start: every column in the unit ball.
+    weight : float
+        ``λ_d`` or ``λ_e``.
+    rtol : float
+        Tolerance on the duality gap, relative to the objective.
+    max_iter : int, optional
+        Most iterations; 200 for ``"dual"``, 100 for ``"fista"`` by default.
+    solver : {"dual", "fista"}
+        Newton's method on the Lagrange dual (:func:`eaelib.dual.solve_ball_least_squares`), or
+        :func:`eaelib.fista.fista` on the Frank–Wolfe gap.
+    multipliers : array, shape (q,), optional
+        Starting Lagrange multipliers of ``"dual"``.
+
+    Returns
+    -------
+    DualResult or FistaResult
+        The solution ``x`` and the solve's histories.
+
+    Raises
+    ------
+    ValueError
+        If ``solver`` is neither.
+    """
     if solver == "dual":
         max_iter = 200 if max_iter is None else max_iter
         return solve_ball_least_squares(
@@ -348,6 +596,15 @@ def solve_ball(gram, b, c, W0, *, weight, rtol=1e-9, max_iter=None, solver="dual
 
 def energy_terms(X, Z, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplacian=None):
     """The energy and each of its terms, evaluated directly (not from Gram products).
+
+    Parameters
+    ----------
+    X, Z, D, E : array
+        Data (n × N), codes (m × N), dictionary (n × m) and encoder (m × n).
+    lambda_d, lambda_e, lambda_s, lambda_g : float
+        Weights of the energy terms.
+    laplacian : GraphLaplacian, optional
+        Needed when ``lambda_g > 0``.
 
     Returns
     -------
@@ -372,7 +629,20 @@ def energy_terms(X, Z, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, lapl
 
 
 def constraint_violation(D, E):
-    """Largest excess of a column norm of ``D`` or ``E`` over 1 (≤ 0 when feasible)."""
+    """Largest excess of a column norm of ``D`` or ``E`` over 1 (≤ 0 when feasible).
+
+    Parameters
+    ----------
+    D : array, shape (n, m)
+        Dictionary.
+    E : array, shape (m, n)
+        Encoder.
+
+    Returns
+    -------
+    float
+        The largest column norm of either, minus 1; −1 when both have no columns.
+    """
     xp = get_namespace(D, E)
     norms = [xp.max(xp.linalg.vector_norm(M, axis=0)) for M in (D, E) if M.shape[1] > 0]
     return max((float(v) for v in norms), default=0.0) - 1.0
