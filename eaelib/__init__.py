@@ -57,6 +57,7 @@ _EXPORTS = {
     # image.py
     "as_gray": "image",
     "load_image": "image",
+    "save_image": "image",
     # learning.py
     "DivergenceError": "learning",
     "EnergyIncreaseError": "learning",

@@ -25,19 +25,11 @@ WEIGHTS = ("lambda_d", "lambda_e", "lambda_s", "lambda_g")
 class Parameters:
     """The hyper-parameters of :class:`~eaelib.EnergyAutoEncoder` (its base class), and their checks."""
 
-    n_atoms: int = param(
-        200, "int", "Number of atoms m (columns of D).", "int", low=1, cli="--n-atoms", cli_metavar="M"
-    )
+    n_atoms: int = param(200, "int", "Number of atoms m (columns of D).", "int", low=1)
     _: KW_ONLY
-    lambda_d: float = param(
-        10.0, "real", "Weight λ_d of the reconstruction term.", "float", low=0.0, cli="--lambda-d", cli_metavar="W"
-    )
-    lambda_e: float = param(
-        10.0, "real", "Weight λ_e of the encoder term.", "float", low=0.0, cli="--lambda-e", cli_metavar="W"
-    )
-    lambda_s: float = param(
-        1.0, "real", "Weight λ_s of the sparsity term.", "float", low=0.0, cli="--lambda-s", cli_metavar="W"
-    )
+    lambda_d: float = param(10.0, "real", "Weight λ_d of the reconstruction term.", "float", low=0.0)
+    lambda_e: float = param(10.0, "real", "Weight λ_e of the encoder term.", "float", low=0.0)
+    lambda_s: float = param(1.0, "real", "Weight λ_s of the sparsity term.", "float", low=0.0)
     lambda_g: float = param(
         0.0, "real", "Weight λ_g of the graph term; > 0 needs fit(X, laplacian=L).", "float", low=0.0
     )
@@ -48,8 +40,6 @@ class Parameters:
         "warns (ConvergenceWarning).",
         "int",
         low=1,
-        cli="--max-outer",
-        cli_metavar="K",
     )
     max_inner: int = param(
         100,
@@ -57,8 +47,6 @@ class Parameters:
         "Most FISTA iterations per Z-step (and per D- or E-step with solver='fista').",
         "int",
         low=1,
-        cli="--max-inner",
-        cli_metavar="K",
     )
     rtol: float = param(
         1e-3,
@@ -67,8 +55,6 @@ class Parameters:
         "more than rtol times its value, as certified by each block's duality gap.",
         "float",
         low=0.0,
-        cli="--rtol",
-        cli_metavar="TOL",
     )
     inner_rtol: float = param(
         1e-4,
@@ -77,8 +63,6 @@ class Parameters:
         "of the gap it started from, whichever is larger.",
         "float",
         low=0.0,
-        cli="--inner-rtol",
-        cli_metavar="TOL",
     )
     solver: str = param(
         "dual",
@@ -87,7 +71,6 @@ class Parameters:
         "the conditioning) or FISTA (at most max_inner iterations), kept for comparison.",
         f"{{{', '.join(repr(s) for s in BALL_SOLVERS)}}}",
         choices=BALL_SOLVERS,
-        cli="--solver",
     )
     code_solver: str = param(
         "auto",
@@ -99,7 +82,6 @@ class Parameters:
         "elsewhere (see eaelib.subproblems.choose_code_solver).",
         f"{{{', '.join(repr(s) for s in CODE_SOLVERS)}}}",
         choices=CODE_SOLVERS,
-        cli="--code-solver",
     )
     algorithm: str = param(
         "batch",
@@ -112,7 +94,6 @@ class Parameters:
         "certified after 200 outer iterations, 33 s).",
         f"{{{', '.join(repr(a) for a in ALGORITHMS)}}}",
         choices=ALGORITHMS,
-        cli="--algorithm",
     )
     certify_every: int = param(
         CERTIFY_EVERY,
@@ -121,8 +102,6 @@ class Parameters:
         "duality gap) every certify_every epochs and after the last; convergence is checked there.",
         "int",
         low=1,
-        cli="--certify-every",
-        cli_metavar="K",
     )
     batch_size: int = param(
         256,
@@ -130,8 +109,6 @@ class Parameters:
         "Samples per mini-batch (algorithm='online' and partial_fit).",
         "int",
         low=1,
-        cli="--batch-size",
-        cli_metavar="B",
     )
     shuffle: bool = param(
         True,
@@ -147,17 +124,12 @@ class Parameters:
         "directions of the data ('svd'); see eaelib.initialize.",
         f"{{{', '.join(repr(s) for s in INITIALIZATIONS)}}}",
         choices=INITIALIZATIONS,
-        cli="--init",
     )
     random_state: int | np.random.Generator | None = param(
         None,
         "random_state",
         "Seed of the dictionary's random initialization: None (fresh entropy), an integer ≥ 0 or a Generator.",
         "int, numpy.random.Generator or None",
-        cli="--seed",
-        cli_metavar="SEED",
-        cli_default=0,
-        cli_help="seed of the random initialization of D, an integer ≥ 0",
     )
     backend: str | None = param(
         None,
@@ -165,16 +137,12 @@ class Parameters:
         "Array library to compute with; None follows the input.",
         f"{{{', '.join(repr(b) for b in BACKENDS)}}} or None",
         choices=BACKENDS,
-        cli="--backend",
-        cli_help="array library to compute with (default: numpy)",
     )
     dtype: str | None = param(
         None,
         "dtype",
         "Floating type to compute with; None keeps a floating input's and uses float64 otherwise.",
         f"{{{', '.join(repr(d) for d in DTYPES)}}} or None",
-        cli="--dtype",
-        cli_help="floating type to compute with (default: float64)",
     )
     progress: bool = param(
         False,
@@ -182,9 +150,6 @@ class Parameters:
         "Show a progress bar over the outer iterations (or epochs) of fit, and over the samples of transform's "
         "exact codes (needs tqdm).",
         "bool",
-        cli="--no-progress",
-        cli_default=True,
-        cli_help="do not show the progress bar over the outer iterations (the bar needs tqdm)",
     )
     warm_start: bool = param(
         False,
@@ -199,7 +164,6 @@ class Parameters:
         "After each Z-step, replace atoms that no code uses by the residuals of the worst-reconstructed samples "
         "(this does not change the energy).",
         "bool",
-        cli="--reinit-dead-atoms",
     )
     callback: object = param(
         None,

@@ -13,8 +13,6 @@ from ._array import DTYPES, backend_namespace, dtype_name, get_namespace, resolv
 
 #: Key of a parameter's :class:`ParamSpec` in its dataclass field's metadata.
 PARAM_SPEC = "eaelib"
-#: ``ParamSpec.cli_default`` when the command line's default is the estimator's.
-AS_ESTIMATOR = "as the estimator"
 
 
 def check_random_state(random_state, name="random_state"):
@@ -126,10 +124,11 @@ def check_scalar(value, name, *, kind="real", low=None, low_inclusive=True, high
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """What a hyper-parameter accepts, what it means and how the command line offers it.
+    """What a hyper-parameter accepts and what it means.
 
-    Attached to the estimator's parameters by :func:`param`, it drives both the
-    estimator's validation (:meth:`check`) and the command line's options.
+    Attached to the estimator's parameters by :func:`param`, it drives the
+    estimator's validation (:meth:`check`) and its docstring; the command line
+    (``eaelib._cli.OPTIONS``) reuses both for the options it offers.
 
     Parameters
     ----------
@@ -142,13 +141,6 @@ class ParamSpec:
         Bounds of an ``"int"`` or ``"real"`` parameter.
     choices : tuple
         The values of a ``"choice"`` parameter (None is accepted too when it is the default).
-    cli : str or None
-        The command line's option (``"--n-atoms"``), or None where the command line has none.
-    cli_metavar : str, optional
-    cli_default : optional
-        The command line's default where it differs from the estimator's (a fixed seed, a progress bar).
-    cli_help : str, optional
-        ``--help`` text where it differs from ``help``.
     """
 
     kind: str
@@ -158,10 +150,6 @@ class ParamSpec:
     high: float | None = None
     low_inclusive: bool = True
     choices: tuple = ()
-    cli: str | None = None
-    cli_metavar: str | None = None
-    cli_default: object = AS_ESTIMATOR
-    cli_help: str | None = None
 
     def check(self, name, value, default=MISSING):
         """``value`` if valid for parameter ``name``, normalized (ints and floats); ValueError otherwise."""

@@ -113,6 +113,60 @@ def local_cluster(n_workers, **kwargs):
         return distributed.LocalCluster(n_workers=n_workers, **kwargs)
 
 
+#: Seconds that closing a client, then its local cluster, may take: a run that is over (the model saved, or
+#: a failure) cannot hang on a scheduler that stops answering; after a Ctrl-C closing took about a second.
+CLOSE_TIMEOUT = 10
+
+
+@contextlib.contextmanager
+def connect(workers=None, scheduler=None, *, close_timeout=CLOSE_TIMEOUT):
+    """A ``distributed.Client`` of a new local cluster or of a running one, closed on exit.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Start a :func:`local_cluster` of this many worker processes (one thread each, ignoring Ctrl-C), as
+        ``eaelib learn --workers N`` does.
+    scheduler : str, optional
+        Or connect to the running cluster whose scheduler is at this address (``tcp://host:8786``), within
+        10 s.
+    close_timeout : float, default=CLOSE_TIMEOUT
+        Seconds that closing the client, then the local cluster, may take each.
+
+    Yields
+    ------
+    distributed.Client
+
+    Raises
+    ------
+    ImportError
+        If Dask or distributed is not installed.
+    OSError, ValueError, TypeError
+        If ``scheduler`` cannot be reached or is not an address, as ``distributed.Client`` raises them.
+    """
+    if (workers is None) == (scheduler is None):
+        raise ValueError(f"give workers or scheduler, one of them: got workers={workers!r}, scheduler={scheduler!r}")
+    if missing("dask", "distributed"):
+        raise ImportError(missing_message("eaelib.distributed.connect", missing("dask", "distributed"), "dask"))
+    import distributed
+
+    cluster = None if workers is None else local_cluster(workers, dashboard_address=None)
+    try:
+        client = distributed.Client(scheduler if cluster is None else cluster, timeout="10s")
+    except BaseException:
+        if cluster is not None:
+            cluster.close(timeout=close_timeout)
+        raise
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(TimeoutError):
+            client.close(timeout=close_timeout)
+        if cluster is not None:
+            with contextlib.suppress(TimeoutError):
+                cluster.close(timeout=close_timeout)
+
+
 @contextlib.contextmanager
 def _sigint_ignored():
     """SIGINT ignored in this process meanwhile (only the main thread may set signal handlers)."""

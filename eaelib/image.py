@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._array import get_namespace
+from ._array import get_namespace, to_numpy
 from ._optional import require
 
 #: The package's data folder (package data: it ships in the wheel and travels with a copied
@@ -172,3 +172,21 @@ def _integer_range(xp, image):
         if low >= 0 and high <= top:
             return top
     raise ValueError(f"integer image values must lie in [0, 65535] to be scaled to [0, 1], got [{low:g}, {high:g}]")
+
+
+def save_image(path, image):
+    """Write a gray image with values in [0, 1] as an 8-bit file (PNG, or as ``path``'s extension says).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write; Pillow chooses the format from its extension.
+    image : array, shape (height, width)
+        Gray values, of any supported array library; values outside [0, 1]
+        (a reconstruction may overshoot) are clipped, then rounded to 0–255.
+    """
+    Image = require("PIL.Image", "save_image")
+    pixels = np.clip(np.asarray(to_numpy(image), dtype=np.float64), 0.0, 1.0)
+    if pixels.ndim != 2:
+        raise ValueError(f"image must have shape (height, width), got shape {pixels.shape}")
+    Image.fromarray(np.round(255 * pixels).astype(np.uint8)).save(path)

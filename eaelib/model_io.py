@@ -36,6 +36,7 @@ import os
 import warnings
 import zipfile
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -473,3 +474,91 @@ def load_model(path):
     model.backend_ = "numpy"
     model.patch_layout_ = patch_layout
     return model
+
+
+# -- the codes of an image (``eaelib encode``'s codes.npz) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageCodes:
+    """The codes of an image's patches, as :func:`write_codes` stores them.
+
+    Parameters
+    ----------
+    codes : numpy.ndarray, shape (n_patches, n_atoms)
+        One row per patch, in the order of :func:`~eaelib.extract_patches`.
+    layout : PatchLayout
+        How the patches were cut.
+    image_shape : tuple of int
+        ``(height, width)`` of the part of the image the patches cover.
+    method : str
+        How the codes were computed (``transform``'s ``method``).
+    means : numpy.ndarray or None
+        The patches' means, for centred patches (added back on reconstruction).
+    """
+
+    codes: np.ndarray
+    layout: PatchLayout
+    image_shape: tuple
+    method: str
+    means: np.ndarray | None = None
+
+
+def write_codes(path, image_codes):
+    """Write :class:`ImageCodes` to the ``.npz`` file ``path`` (NumPy arrays only, read without pickle).
+
+    Parameters
+    ----------
+    path : str, path-like or binary file
+        Where to write.
+    image_codes : ImageCodes
+        The codes, with what is needed to rebuild the image from them.
+    """
+    layout = image_codes.layout
+    arrays = {
+        "codes": np.asarray(to_numpy(image_codes.codes)),
+        "image_shape": np.array(image_codes.image_shape, dtype=np.int64),
+        "patch_size": np.array(layout.size, dtype=np.int64),
+        "patch_stride": np.array(layout.stride, dtype=np.int64),
+        "patch_centered": np.array(layout.centered),
+        "method": np.array(image_codes.method),
+    }
+    if image_codes.means is not None:
+        arrays["means"] = np.asarray(to_numpy(image_codes.means))
+    np.savez(path, **arrays)
+
+
+def read_codes(path):
+    """Read the codes that :func:`write_codes` wrote.
+
+    Parameters
+    ----------
+    path : str, path-like or binary file
+        The codes file.
+
+    Returns
+    -------
+    ImageCodes
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ValueError
+        If the file is not a codes file: not a pickle-free ``.npz`` archive, arrays missing, or centred
+        patches without their means (or means of patches that are not centred).
+    """
+    not_ours = f"{_label(path)} is not a codes file written by `eaelib encode`"
+    arrays = _read_arrays(path, not_ours)
+    lacking = {"codes", "image_shape", "patch_size", "patch_stride", "patch_centered", "method"} - arrays.keys()
+    if lacking:
+        raise ValueError(f"{not_ours}: it lacks {', '.join(sorted(lacking))}")
+    centered = bool(arrays["patch_centered"])
+    if centered != ("means" in arrays):
+        raise ValueError(
+            f"{not_ours}: its patches are {'' if centered else 'not '}centred but it "
+            f"{'lacks' if centered else 'has'} their means"
+        )
+    layout = PatchLayout(int(arrays["patch_size"]), int(arrays["patch_stride"]), centered)
+    shape = tuple(int(s) for s in arrays["image_shape"])
+    return ImageCodes(arrays["codes"], layout, shape, str(arrays["method"]), arrays.get("means"))

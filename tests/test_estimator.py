@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eaelib import EnergyAutoEncoder, constraint_violation
-from eaelib.__main__ import _model_params, build_parser
+from eaelib.__main__ import build_parser
 from eaelib._base import DataConversionWarning
-from eaelib._validation import AS_ESTIMATOR, param_specs
+from eaelib._cli import OPTIONS, default_of, model_params
+from eaelib._validation import param_specs
 
 # -- properties over random problems --------------------------------------------------
 
@@ -274,9 +275,9 @@ def test_numeric_parameters_out_of_bounds_are_named(name):
     below = spec.low - 1 if spec.kind == "int" else -0.5
     with pytest.raises(ValueError, match=rf"^{name} must be (an integer|a finite real number) ≥"):
         EnergyAutoEncoder(**{name: below}).fit(X_SMALL)
-    if spec.cli is not None:  # the command line refuses it with the same check, naming its option
+    if name in OPTIONS:  # the command line refuses it with the same check, naming its option
         with pytest.raises(SystemExit):
-            build_parser().parse_args(["learn", "img.png", "--out", "o", spec.cli, str(below)])
+            build_parser().parse_args(["learn", "img.png", "--out", "o", OPTIONS[name].flag, str(below)])
 
 
 @pytest.mark.parametrize(
@@ -299,14 +300,17 @@ def test_other_parameters_are_checked_in_fit(name, bad, match):
 def test_the_command_line_offers_the_declared_options_with_the_estimators_defaults():
     learn = build_parser().parse_args(["learn", "img.png", "--out", "o"]).command_parser
     text = learn.format_help()
-    options = {spec.cli: name for name, (_, spec) in SPECS.items() if spec.cli}
+    assert set(OPTIONS) <= set(SPECS)  # the command line offers parameters, no other
+    options = {option.flag: name for name, option in OPTIONS.items()}
     assert options and all(option in text for option in options)
-    params, given = _model_params(learn.parse_args(["img.png", "--out", "o"]))
+    params, given = model_params(learn.parse_args(["img.png", "--out", "o"]))
     assert given == {}
-    for name, value in params.items():
-        default, spec = SPECS[name]
-        assert value == (default if spec.cli_default == AS_ESTIMATOR else spec.cli_default), name
-    params, given = _model_params(learn.parse_args(["img.png", "--out", "o", "--n-atoms", "7", "--no-progress"]))
+    # The command line's own defaults: a fixed seed (the same command learns the same model) and a progress bar.
+    own = {"random_state": 0, "progress": True}
+    assert params == own and all(default_of(name) == value for name, value in own.items())
+    for name in OPTIONS:
+        assert default_of(name) == own.get(name, SPECS[name][0]), name
+    params, given = model_params(learn.parse_args(["img.png", "--out", "o", "--n-atoms", "7", "--no-progress"]))
     assert given == {"n_atoms": 7, "progress": False} and params["n_atoms"] == 7
 
 

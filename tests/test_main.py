@@ -29,7 +29,8 @@ from eaelib import (
     reconstruct_from_patches,
     save_model,
 )
-from eaelib.__main__ import FIGURES, build_parser, main
+from eaelib.__main__ import build_parser, main
+from eaelib._cli_learn import FIGURES
 from eaelib.patches import PatchLayout
 
 pytest.importorskip("matplotlib")
@@ -458,7 +459,9 @@ def test_ctrl_c_on_a_local_dask_cluster_stops_once_saves_and_closes_the_cluster(
         [sys.executable, "-m", "eaelib", *argv], stderr=subprocess.PIPE, env=env, start_new_session=True
     )
     try:
-        started, seen = _read_until(process.stderr, b"outer iterations:", timeout=60)  # the cluster is up, fitting
+        started, seen = _read_until(
+            process.stderr, b"epochs:", timeout=60
+        )  # the cluster is up, fitting (online: epochs)
         assert started, seen.decode(errors="replace")
         time.sleep(0.5)
         sent = time.monotonic()
