@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numbers
 import textwrap
+import warnings
 from dataclasses import MISSING, dataclass, field, fields
 
 import array_api_compat
 import numpy as np
 
 from ._array import DTYPES, backend_namespace, dtype_name, get_namespace, resolve_dtype, to_namespace
+from ._base import DataConversionWarning
 
 #: Key of a parameter's :class:`ParamSpec` in its dataclass field's metadata.
 PARAM_SPEC = "eaelib"
@@ -205,3 +207,55 @@ def numpydoc_parameters(cls, indent="    "):
         lines.append(f"{indent}{name} : {spec.type_doc}, default={default!r}")
         lines.extend(f"{indent}    {line}" for line in textwrap.wrap(spec.help, 80))
     return "\n".join(lines)
+
+
+def _is_integer(x):
+    """Whether ``x`` (any array, or what NumPy makes an array of) holds integers."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(x).dtype
+        except (TypeError, ValueError):
+            return False
+    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+        return np.dtype(dtype).kind in "iu"
+    try:
+        return bool(get_namespace(x).isdtype(dtype, "integral"))
+    except TypeError:
+        return False
+
+
+def check_likely_mistakes(X_in, X, allow_few_samples):
+    """Refuse or warn about an estimator's training data that are most likely not what the user meant.
+
+    Integer data warn (:class:`DataConversionWarning`: pixel values are meant to be scaled to [0, 1]); fewer
+    samples than features are refused unless ``allow_few_samples``: most likely samples as columns, the
+    book's orientation, where the estimator takes rows.
+
+    Parameters
+    ----------
+    X_in : array-like
+        The data as given (its dtype says whether they were integers).
+    X : array, shape (n_samples, n_features)
+        The data as :func:`check_array` made them.
+    allow_few_samples : bool
+        Accept fewer samples than features.
+    """
+    if _is_integer(X_in):
+        xp = get_namespace(X)
+        low, high = float(xp.min(X)), float(xp.max(X))
+        warnings.warn(
+            f"X has integer dtype {X_in.dtype if hasattr(X_in, 'dtype') else 'int'} and is used as it is, values "
+            f"in [{low:g}, {high:g}], converted to {X.dtype}: scale pixel values to [0, 1] first (X / 255 for "
+            "8-bit data; extract_patches scales integer images), or convert X to floats yourself to silence this",
+            DataConversionWarning,
+            stacklevel=4,
+        )
+    n_samples, n_features = X.shape
+    if n_features > n_samples and not allow_few_samples:
+        raise ValueError(
+            f"X has fewer samples than features: shape {tuple(X.shape)}, {n_samples} samples (rows) of "
+            f"{n_features} features (columns). EnergyAutoEncoder takes samples as rows; if yours are columns "
+            f"(the book's orientation), pass X.T, of shape {(n_features, n_samples)}; if they are rows, "
+            "fit(X, allow_few_samples=True)"
+        )

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 import warnings
 from dataclasses import replace
 
-import numpy as np
-
 from ._array import backend_name, get_namespace
-from ._base import BaseEstimator, ConvergenceWarning, DataConversionWarning, NotFittedError, TransformerMixin
-from ._optional import require
+from ._base import BaseEstimator, ConvergenceWarning, NotFittedError, TransformerMixin
 from ._parameters import Parameters
+from ._progress import chunks, with_progress
 from ._validation import (
     check_array,
+    check_likely_mistakes,
     check_random_state,
     check_scalar,
     model_namespace,
@@ -25,7 +23,9 @@ from .learning import (
     dead_atoms,
     initialize,
     learn,
+    stop_message,
 )
+from .sources import batch_source, is_dask_array, is_patch_stream
 from .subproblems import energy_terms, solve_codes
 
 TRANSFORM_METHODS = ("exact", "encoder")
@@ -203,18 +203,22 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         weights = self._check_params()
         source = self._batch_source(X)
         if source is None:
-            xp = model_namespace(self.backend, X)
-            X_in = X
+            X_in, xp = X, model_namespace(self.backend, X)
             xp, X = check_array(X, xp=xp, dtype=self.dtype)
-            _check_likely_mistakes(X_in, X, allow_few_samples)
-        if (source is not None or self.algorithm == "online") and weights["lambda_g"] > 0:
+            check_likely_mistakes(X_in, X, allow_few_samples)
+            if self.algorithm == "online":
+                from .online import ArraySource
+
+                source = ArraySource(X.mT, self.batch_size, self.shuffle)
+        if source is None:
+            return self._fit_batch(xp, X, laplacian, weights)
+        if weights["lambda_g"] > 0:
             raise ValueError("algorithm='online' cannot use the graph term (lambda_g > 0): it couples all samples")
-        if source is not None:
-            return self._fit_online(source, source.first_batch, source.xp, source.n_features, weights)
+        return self._fit_online(source, weights)
+
+    def _fit_batch(self, xp, X, laplacian, weights):
+        """``fit`` with ``algorithm="batch"``: alternating minimization over all of ``X`` (samples as rows)."""
         Xb = X.mT  # the book's orientation: samples as columns
-        if self.algorithm == "online":
-            first = (lambda: Xb[:, : min(self.batch_size, Xb.shape[1])]) if not self.shuffle else (lambda: Xb)
-            return self._fit_online(Xb, first, xp, X.shape[1], weights)
         graph = None
         if weights["lambda_g"] > 0:
             if laplacian is None:
@@ -229,45 +233,35 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
             return learn(Xb, Z0, D0, E0, **weights, laplacian=graph, **options, callback=callback, multipliers=warm)
 
         try:
-            result = self._with_progress(run)
+            result = with_progress(run, show=self.progress, desc="outer iterations", callback=self.callback)
         except (DivergenceError, EnergyIncreaseError) as exc:
             self._store(exc.result, xp, X.shape[1])
             raise
         self._store(result, xp, X.shape[1])
-        self._say_how_it_stopped(result, "outer iterations")
+        self._warn_if_not_converged(result, "outer iterations")
         return result.Z
 
     def _batch_source(self, X):
-        """The batch source of a PatchStream or a dask.array (:mod:`eaelib.online`), else None."""
-        stream = _patch_stream(X)
-        dask = X if stream is None and _is_dask_array(X) else None
-        if stream is None and dask is None:
+        """The batch source of a PatchStream or a dask.array (:mod:`eaelib.sources`), else None."""
+        if not (is_patch_stream(X) or is_dask_array(X)):
             return None
         if self.algorithm != "online":
-            what = "a PatchStream" if stream is not None else "a dask.array"
+            what = "a PatchStream" if is_patch_stream(X) else "a dask.array"
             raise ValueError(f"fit(X) with X {what} learns online, batch by batch: set algorithm='online'")
-        if stream is not None:
-            from .online import StreamSource
+        options = dict(batch_size=self.batch_size, shuffle=self.shuffle, backend=self.backend, dtype=self.dtype)
+        return batch_source(X, **options)
 
-            return StreamSource.for_model(stream, self.backend, self.dtype)
-        from .distributed import DaskSource
-
-        return DaskSource.for_model(dask, self.batch_size, self.shuffle, self.backend, self.dtype)
-
-    def _fit_online(self, data, first, xp, n_features, weights):
-        """``fit`` with ``algorithm="online"``: epochs of mini-batches, certified every ``certify_every`` epochs.
-
-        ``data`` is the samples as columns (an array) or a batch source (:mod:`eaelib.online`);
-        ``first()`` the samples the start is drawn from.
-        """
+    def _fit_online(self, source, weights):
+        """``fit`` with ``algorithm="online"``: epochs of the batch ``source``'s mini-batches (:mod:`eaelib.sources`),
+        certified every ``certify_every`` epochs."""
         from .online import SourceError, learn_online, start_like  # only here: the core copied alone works without it
 
         state = getattr(self, "_online", None) if self.warm_start and hasattr(self, "D_") else None
         if state is None:
             rng = check_random_state(self.random_state)
             # A loaded model continues from its D and E, with statistics that start anew.
-            warm = self._warm_parameters(n_features, xp, getattr(data, "device", None), data.dtype)
-            state = start_like(*(warm or initialize(first(), self.n_atoms, rng, method=self.init)[1:]))
+            warm = self._warm_parameters(source.n_features, source.xp, source.device, source.dtype)
+            state = start_like(*(warm or initialize(source.first_batch(), self.n_atoms, rng, method=self.init)[1:]))
         else:
             rng = self._online_rng
         lambdas = {k: weights[k] for k in ("lambda_d", "lambda_e", "lambda_s")}
@@ -276,14 +270,14 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         options |= dict(certify_every=self.certify_every, random_state=rng, state=state)
 
         def run(callback):
-            return learn_online(data, state.D, state.E, **lambdas, **options, callback=callback)
+            return learn_online(source, state.D, state.E, **lambdas, **options, callback=callback)
 
         try:
-            result, state = self._with_progress(run)
+            result, state = with_progress(run, show=self.progress, desc="epochs", callback=self.callback)
         except SourceError as exc:
             self._online, self._online_rng = state, rng
             if exc.result is not None:
-                self._store(exc.result, xp, n_features)
+                self._store(exc.result, source.xp, source.n_features)
                 self.D_, self.E_ = state.D, state.E  # the last completed mini-batch update
                 exc.args = (
                     f"{exc.args[0]}; the model holds the update of mini-batch {state.step} ({self.n_iter_} complete "
@@ -291,36 +285,14 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
                 )
             raise
         self._online, self._online_rng = state, rng
-        self._store(result, xp, n_features)
-        self._say_how_it_stopped(result, "epochs")
+        self._store(result, source.xp, source.n_features)
+        self._warn_if_not_converged(result, "epochs")
         return None
 
-    def _with_progress(self, run):
-        """``run(callback)`` under the progress bar, joined to the user's callback; the bar closes on any exit."""
-        progress, bar = self._progress_callback()
-
-        def callback(iteration, terms):
-            stop = progress is not None and progress(iteration, terms)
-            return bool(self.callback is not None and self.callback(iteration, terms)) or stop
-
-        try:
-            return run(callback)
-        finally:
-            if bar is not None:
-                bar.close()
-
-    def _say_how_it_stopped(self, result, unit):
-        """Warn when a fit stopped before block-stationarity: interrupted (Ctrl-C), at max_outer or stalled."""
-        if result.interrupted:
-            message = (
-                f"fit was interrupted after {self.n_iter_} {unit}: the model holds the last complete one and is not "
-                "converged; fit again with warm_start=True to continue"
-            )
-        elif result.status in ("max_outer", "stalled"):
-            message = self._not_converged_message(result)
-        else:
-            return
-        warnings.warn(message, ConvergenceWarning, stacklevel=4)
+    def _warn_if_not_converged(self, result, unit):
+        message = stop_message(result, n_iter=self.n_iter_, rtol=self.rtol, max_outer=self.max_outer, unit=unit)
+        if message is not None:
+            warnings.warn(message, ConvergenceWarning, stacklevel=4)
 
     def partial_fit(self, X, y=None):
         """Update the model with one mini-batch ``X`` of shape (n_samples, n_features).
@@ -349,9 +321,8 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         weights = self._check_params()
         if weights["lambda_g"] > 0:
             raise ValueError("partial_fit cannot use the graph term (lambda_g > 0): it couples all samples")
-        stream = _patch_stream(X)
-        if stream is not None:  # one pass: every batch of the stream's next epoch
-            for batch in stream:
+        if is_patch_stream(X):  # one pass: every batch of the stream's next epoch
+            for batch in X:
                 self.partial_fit(batch)
             return self
         state = getattr(self, "_online", None)
@@ -359,7 +330,7 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
             xp = model_namespace(self.backend, X)
             X_in = X
             xp, X = check_array(X, xp=xp, dtype=self.dtype)
-            _check_likely_mistakes(X_in, X, allow_few_samples=True)  # a mini-batch may well be small
+            check_likely_mistakes(X_in, X, allow_few_samples=True)  # a mini-batch may well be small
             rng = check_random_state(self.random_state)
             _, D0, E0 = initialize(X.mT, self.n_atoms, rng, method=self.init)
             state = start(X.mT, D0, E0)
@@ -380,24 +351,6 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         self.n_steps_ = state.step
         self.n_reinitialized_atoms_ = state.n_resampled
         return self
-
-    def _not_converged_message(self, result):
-        """What a fit that stopped before block-stationarity says, with the largest block gap."""
-        gaps = result.certificates[-1] if result.certificates else {}
-        energy = self.objective_history_[-1]
-        if gaps and energy:
-            worst = max(gaps, key=gaps.get)
-            reached = (
-                f"the {worst}-block can still lower the energy by up to {gaps[worst]:.3g} "
-                f"({gaps[worst] / energy:.2g} of it; rtol={self.rtol:g})"
-            )
-        else:
-            reached = "no certificate was computed"
-        if result.status == "max_outer":
-            cause = f"stopped at max_outer={self.max_outer}"
-        else:
-            cause = "stopped: the energy no longer falls beyond the rounding of its evaluation"
-        return f"fit {cause} before block-stationarity: {reached}; raise max_outer (warm_start=True continues)"
 
     def _starting_point(self, Xb):
         """``(Z, D, E)`` to start from: random, or the fitted state when warm starting."""
@@ -465,32 +418,6 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
             self.n_steps_ = self._online.step
         self.n_reinitialized_atoms_ = result.n_reinitialized
 
-    def _bar(self, total, desc, unit):
-        """A tqdm bar if ``progress``, else None."""
-        if not self.progress:
-            return None
-        tqdm = require("tqdm.auto", "progress=True (or set progress=False)").tqdm
-        return tqdm(total=total, desc=desc, unit=unit)
-
-    def _progress_callback(self):
-        """``(callback, bar)`` of fit's progress bar, or ``(None, None)``.
-
-        The bar has no total: a fit stops when its certificate says so, which no count of iterations
-        predicts (``max_outer`` is a cap, mostly far from the stop), so it shows the iterations done, their
-        rate and the energy, without an estimated time left.
-        """
-        online = self.algorithm == "online"
-        bar = self._bar(None, "epochs" if online else "outer iterations", "it")
-        if bar is None:
-            return None, None
-
-        def callback(iteration, terms):
-            bar.update(iteration - bar.n)  # online: certified epochs only, so steps of certify_every
-            bar.set_postfix(energy=f"{terms['total']:.6g}")
-            return False
-
-        return callback, bar
-
     # -- using the model --------------------------------------------------------
 
     @property
@@ -552,34 +479,13 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         weights = self._weights()
         rtol = check_scalar(_TRANSFORM_RTOL if rtol is None else rtol, "rtol", low=0.0)
         max_iter = check_scalar(10 * self.max_inner if max_iter is None else max_iter, "max_iter", kind="int", low=1)
-        xp, n_samples = get_namespace(X), X.shape[0]
-        bar = self._bar(n_samples, "exact codes", "sample") if n_samples > _TRANSFORM_CHUNK else None
-        step = _TRANSFORM_CHUNK if bar is not None else n_samples
-        codes, unconverged = [], []
-        try:
-            for start in range(0, n_samples, step):
-                result = solve_codes(
-                    X[start : start + step, :].mT,
-                    self.D_,
-                    self.E_,
-                    _TRANSFORM_START,
-                    lambda_d=weights["lambda_d"],
-                    lambda_e=weights["lambda_e"],
-                    lambda_s=weights["lambda_s"],
-                    rtol=rtol,
-                    max_iter=max_iter,
-                    criterion="kkt",
-                    momentum=_TRANSFORM_MOMENTUM,
-                    solver=self.code_solver,
-                )
-                codes.append(result.x.mT)
-                if not result.converged:
-                    unconverged.append(result)
-                if bar is not None:
-                    bar.update(codes[-1].shape[0])
-        finally:
-            if bar is not None:
-                bar.close()
+        lambdas = {name: weights[name] for name in ("lambda_d", "lambda_e", "lambda_s")}
+        options = dict(rtol=rtol, max_iter=max_iter, criterion="kkt", momentum=_TRANSFORM_MOMENTUM, **lambdas)
+        results = [
+            solve_codes(X[rows, :].mT, self.D_, self.E_, _TRANSFORM_START, **options, solver=self.code_solver)
+            for rows in chunks(X.shape[0], _TRANSFORM_CHUNK, show=self.progress, desc="exact codes", unit="sample")
+        ]
+        unconverged = [result for result in results if not result.converged]
         if unconverged:
             worst = max(unconverged, key=lambda r: r.certificate[-1])
             warnings.warn(
@@ -588,7 +494,8 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        return codes[0] if len(codes) == 1 else xp.concat(codes, axis=0)
+        codes = [result.x.mT for result in results]
+        return codes[0] if len(codes) == 1 else get_namespace(X).concat(codes, axis=0)
 
     def inverse_transform(self, Z):
         """Reconstruct samples from their codes: ``Z @ D_.T`` (the book's ``DZ``).
@@ -650,57 +557,8 @@ EnergyAutoEncoder.__doc__ = EnergyAutoEncoder.__doc__.replace(
 )
 
 
-def _patch_stream(X):
-    """``X`` if it is a :class:`~eaelib.PatchStream`, else None (streams.py need not be part of a copy)."""
-    streams = sys.modules.get(f"{__package__}.streams")
-    return X if streams is not None and isinstance(X, streams.PatchStream) else None
-
-
-def _is_dask_array(X):
-    """Whether ``X`` is a ``dask.array.Array``, without importing Dask."""
-    return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "chunks") and hasattr(X, "to_delayed")
-
-
 def _graph_laplacian(laplacian, X):
     """The graph term's Laplacian over the samples of ``X``, in ``X``'s namespace, device and dtype."""
     from .graph import GraphLaplacian  # only for lambda_g > 0: the core works without graph.py
 
     return GraphLaplacian(laplacian, n_samples=X.shape[0], dtype=X.dtype, xp=get_namespace(X), device=X.device)
-
-
-def _is_integer(x):
-    """Whether ``x`` (any array, or what NumPy makes an array of) holds integers."""
-    dtype = getattr(x, "dtype", None)
-    if dtype is None:
-        try:
-            dtype = np.asarray(x).dtype
-        except (TypeError, ValueError):
-            return False
-    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
-        return np.dtype(dtype).kind in "iu"
-    try:
-        return bool(get_namespace(x).isdtype(dtype, "integral"))
-    except TypeError:
-        return False
-
-
-def _check_likely_mistakes(X_in, X, allow_few_samples):
-    """Refuse or warn about data that are most likely not what the user meant."""
-    if _is_integer(X_in):
-        xp = get_namespace(X)
-        low, high = float(xp.min(X)), float(xp.max(X))
-        warnings.warn(
-            f"X has integer dtype {X_in.dtype if hasattr(X_in, 'dtype') else 'int'} and is used as it is, values "
-            f"in [{low:g}, {high:g}], converted to {X.dtype}: scale pixel values to [0, 1] first (X / 255 for "
-            "8-bit data; extract_patches scales integer images), or convert X to floats yourself to silence this",
-            DataConversionWarning,
-            stacklevel=4,
-        )
-    n_samples, n_features = X.shape
-    if n_features > n_samples and not allow_few_samples:
-        raise ValueError(
-            f"X has fewer samples than features: shape {tuple(X.shape)}, {n_samples} samples (rows) of "
-            f"{n_features} features (columns). EnergyAutoEncoder takes samples as rows; if yours are columns "
-            f"(the book's orientation), pass X.T, of shape {(n_features, n_samples)}; if they are rows, "
-            "fit(X, allow_few_samples=True)"
-        )

@@ -513,6 +513,51 @@ def learn(
     )
 
 
+def stop_message(result, *, n_iter, rtol, max_outer, unit="outer iterations"):
+    """What a fit that stopped before block-stationarity says, or None if it is block-stationary.
+
+    Parameters
+    ----------
+    result : LearningResult
+        The fit's result: interrupted (Ctrl-C), stopped at ``max_outer`` or stalled (no progress beyond the
+        rounding of the energy), or converged.
+    n_iter : int
+        The iterations (or epochs) the model holds, a warm start's included.
+    rtol : float
+        The fit's tolerance, quoted beside the largest block gap.
+    max_outer : int
+        The fit's cap on iterations, quoted when it stopped there.
+    unit : str, default="outer iterations"
+        What ``n_iter`` counts ("epochs" online).
+
+    Returns
+    -------
+    str or None
+    """
+    if result.interrupted:
+        return (
+            f"fit was interrupted after {n_iter} {unit}: the model holds the last complete one and is not "
+            "converged; fit again with warm_start=True to continue"
+        )
+    if result.status not in ("max_outer", "stalled"):
+        return None
+    gaps = result.certificates[-1] if result.certificates else {}
+    energy = result.energy[-1]["total"]
+    if gaps and energy:
+        worst = max(gaps, key=gaps.get)
+        reached = (
+            f"the {worst}-block can still lower the energy by up to {gaps[worst]:.3g} "
+            f"({gaps[worst] / energy:.2g} of it; rtol={rtol:g})"
+        )
+    else:
+        reached = "no certificate was computed"
+    if result.status == "max_outer":
+        cause = f"stopped at max_outer={max_outer}"
+    else:
+        cause = "stopped: the energy no longer falls beyond the rounding of its evaluation"
+    return f"fit {cause} before block-stationarity: {reached}; raise max_outer (warm_start=True continues)"
+
+
 def drive(result, advance, certify, *, max_iter, rtol, callback=None, certify_every=1):
     """The loop of every learner: advance, certify, record, until converged, stopped or interrupted.
 

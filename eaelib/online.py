@@ -432,6 +432,8 @@ class ArraySource:
 
     A *batch source* is what :func:`learn_online` learns from: an object with
 
+    - ``xp``, ``dtype``, ``device``: where the model computes; ``n_features``;
+    - ``first_batch()``: samples as columns, where a new model's start is drawn from;
     - ``initial_energy(D, E, **weights)``: the energy at ``(D, E)`` with zero codes;
     - ``train_epoch(state, rng, fraction=1.0, **options)``: one epoch of
       :func:`online_step` (or of its stages) on ``state``, or its first
@@ -439,11 +441,16 @@ class ArraySource:
     - ``evaluate(D, E, **options)``: ``(terms, certificates)``, as :func:`evaluate`.
 
     :class:`StreamSource` (a :class:`~eaelib.PatchStream`) and
-    :class:`eaelib.distributed.DaskSource` are the others.
+    :class:`eaelib.distributed.DaskSource` are the others; :func:`eaelib.sources.batch_source` picks one.
     """
 
     def __init__(self, X, batch_size, shuffle=True):
         self.X, self.batch_size, self.shuffle = X, batch_size, shuffle
+        self.xp, self.dtype, self.device, self.n_features = get_namespace(X), X.dtype, X.device, X.shape[0]
+
+    def first_batch(self):
+        """The first batch in order, or, shuffled, every sample (any batch could come first)."""
+        return self.X if self.shuffle else self.X[:, : min(self.batch_size, self.X.shape[1])]
 
     def _spans(self, size=None):
         N, size = self.X.shape[1], size or self.batch_size

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import eaelib
 from eaelib import load_image
 from eaelib.image import DATA_DIR
 
@@ -59,3 +60,12 @@ def test_missing_and_non_image_files_are_explained(tmp_path):
     (tmp_path / "text.png").write_text("not an image")
     with pytest.raises(ValueError, match="not an image"):
         load_image(tmp_path / "text.png")
+
+
+def test_save_image_writes_8_bit_gray_clipped_to_the_unit_range(tmp_path):
+    image = np.linspace(-0.5, 1.5, 64).reshape(8, 8)
+    eaelib.save_image(tmp_path / "out.png", image)
+    back = eaelib.load_image(tmp_path / "out.png")
+    np.testing.assert_array_equal(back, np.round(255 * np.clip(image, 0, 1)) / 255)
+    with pytest.raises(ValueError, match=r"image must have shape \(height, width\), got shape \(8, 8, 3\)"):
+        eaelib.save_image(tmp_path / "rgb.png", np.zeros((8, 8, 3)))

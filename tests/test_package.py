@@ -28,12 +28,13 @@ CORE = (
     "_validation",
     "_optional",
     "_parameters",
+    "_progress",
     "fista",
     "dual",
     "subproblems",
     "learning",
 )
-CORE += ("estimator",)
+CORE += ("estimator", "sources")
 CORE += ("patches", "image")
 
 
