@@ -5,6 +5,8 @@
 #   make test    lint, format check, the book (executing every chapter: a failing cell fails the
 #                build), then every test: the library's and the built book opened in headless Chromium
 #   make test-library   the library's tests alone (tests/, without the built book's)
+#   make test-fast      the library's tests without those marked slow (pytest -m "not slow"): about a
+#                       minute, for while you work; make test and make test-library still run every test
 #   make explore        the library's tests with fresh hypothesis examples (see tests/conftest.py)
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +15,7 @@ STAMP := $(VENV)/.installed
 # --all: re-read every chapter, so that a build always executes them against the current eaelib.
 BOOK_FLAGS ?= --all
 
-.PHONY: setup book learn test test-library explore lint format strip-notebooks clean
+.PHONY: setup book learn test test-library test-fast explore lint format strip-notebooks clean
 
 setup: $(STAMP)
 
@@ -41,6 +43,11 @@ test: lint book
 
 test-library: setup
 	$(BIN)/python -m pytest tests --ignore=tests/test_book.py
+
+# The slow marker (pyproject.toml) is on the tests that take seconds each: fresh environments, the benchmark
+# smoke run, long property tests.
+test-fast: setup
+	$(BIN)/python -m pytest tests --ignore=tests/test_book.py -m "not slow" $(PYTEST_ARGS)
 
 # Property tests with fresh random examples, unlike the repeatable default; a failure is saved in
 # .hypothesis/ and replayed by the next `make explore` until it passes.

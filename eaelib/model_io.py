@@ -201,6 +201,16 @@ def _label(path):
 
 def _read_arrays(path, not_ours):
     """Every array of the archive at ``path``, or ValueError if it is not a pickle-free ``.npz``."""
+    if isinstance(path, (str, bytes, os.PathLike)):
+        # np.load leaves the file it opened open when the archive is corrupt: open it here, so that it is closed.
+        try:
+            file = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise ValueError(f"{not_ours}: {exc}") from exc
+        with file:
+            return _read_arrays(file, not_ours)
     try:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:

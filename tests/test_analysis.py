@@ -21,6 +21,9 @@ from eaelib import (
     psnr,
 )
 
+# Fits stopped at max_outer on purpose (short and fast): their ConvergenceWarning is expected, not the point.
+SHORT_FIT = pytest.mark.filterwarnings("ignore::eaelib._base.ConvergenceWarning")
+
 xps = pytest.importorskip("array_api_strict")
 
 fast = settings(max_examples=100, deadline=None)
@@ -327,6 +330,7 @@ def test_array_api_strict_matches_numpy(dtype):
     assert strict.atoms_used(0.3) == plain.atoms_used(0.3)
 
 
+@SHORT_FIT
 def test_on_a_fitted_model():
     X = np.random.default_rng(0).random((200, 16))
     model = EnergyAutoEncoder(n_atoms=20, max_outer=5, random_state=0).fit(X)

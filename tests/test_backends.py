@@ -11,6 +11,9 @@ import pytest
 import eaelib
 from eaelib import EnergyAutoEncoder, constraint_violation
 
+# Fits stopped at max_outer on purpose (short and fast): their ConvergenceWarning is expected, not the point.
+SHORT_FIT = pytest.mark.filterwarnings("ignore::eaelib._base.ConvergenceWarning")
+
 xps = pytest.importorskip("array_api_strict")
 
 N_SAMPLES, N_FEATURES, N_ATOMS = 60, 9, 12
@@ -64,6 +67,7 @@ ROUTES = {
 }
 
 
+@SHORT_FIT
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("route", ROUTES)
 def test_strict_fit_matches_numpy(route, dtype):
@@ -107,6 +111,7 @@ def test_strict_fit_matches_numpy(route, dtype):
         assert terms[key] == pytest.approx(value, rel=RTOL[dtype], abs=RTOL[dtype])
 
 
+@SHORT_FIT
 def test_strict_input_keeps_its_device():
     """A fit on array-api-strict's second device computes there and keeps its attributes there."""
     device = xps.Device("device1")
@@ -124,6 +129,7 @@ def _path_laplacian(n):
     return np.diag(adjacency.sum(axis=1)) - adjacency
 
 
+@SHORT_FIT
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("laplacian_kind", ["strict", "numpy", "scipy.sparse"])
 def test_strict_graph_term_matches_numpy(laplacian_kind, dtype):
@@ -220,6 +226,7 @@ CUPY_RTOL = {"float64": 1e-7, "float32": 1e-3}
 
 
 class TestCuPy:
+    @SHORT_FIT
     @pytest.mark.parametrize("dtype", DTYPES)
     @pytest.mark.parametrize("as_cupy_input", [False, True], ids=["backend=cupy", "cupy input"])
     def test_fit_matches_numpy(self, cupy, dtype, as_cupy_input):

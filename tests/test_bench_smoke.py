@@ -25,6 +25,12 @@ pytest.importorskip("threadpoolctl")
 
 from bench.workload import SMOKE_SIZES, make_workload  # noqa: E402 (after the skips)
 
+# The smoke run of the whole suite takes about a minute (its fixture), the other tests seconds each.
+pytestmark = pytest.mark.slow
+
+# Fits stopped at max_outer on purpose (short and fast): their ConvergenceWarning is expected, not the point.
+SHORT_FIT = pytest.mark.filterwarnings("ignore::eaelib._base.ConvergenceWarning")
+
 COMPARISONS = ("1. ", "2. ", "3. ", "4. ", "5. ", "7. ")
 
 
@@ -87,6 +93,7 @@ def test_smoke_collection_streams_every_patch_and_dask_matches(smoke):
     assert c["estimate"]["rounds"] == 1e9 / (100 * 10_000) and c["estimate"]["epoch_seconds"] > 0
 
 
+@SHORT_FIT
 def test_workload_start_is_the_estimators():
     """bench's start is EnergyAutoEncoder's: the same first outer iteration from it."""
     workload = make_workload(SMOKE_SIZES[0])

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracles import ball_least_squares as dual_oracle
-from sklearn.exceptions import ConvergenceWarning
 
 import eaelib
+from eaelib._base import ConvergenceWarning
 from eaelib.dual import solve_ball_least_squares
 
 examples = settings(max_examples=100, deadline=None)
@@ -54,6 +54,7 @@ def dictionary_problem(patches):
     return G, B, c, D0
 
 
+@pytest.mark.slow
 def test_real_patches_are_as_ill_conditioned_as_learning_sees_them(patches, dictionary_problem):
     G = dictionary_problem[0]
     assert np.linalg.cond(patches @ patches.T) >= 1e5

@@ -23,6 +23,9 @@ from eaelib import (
 )
 from eaelib.graph import _nearest_neighbors
 
+# Fits stopped at max_outer on purpose (short and fast): their ConvergenceWarning is expected, not the point.
+SHORT_FIT = pytest.mark.filterwarnings("ignore::eaelib._base.ConvergenceWarning")
+
 WEIGHTS = {"lambda_d": 10.0, "lambda_e": 10.0, "lambda_s": 1.0}
 
 
@@ -231,6 +234,7 @@ def test_graph_gradient_matches_finite_differences(normalized):
     assert smooth(Z) == pytest.approx(terms["data"] + terms["encoder"] + terms["graph"], rel=1e-10)
 
 
+@SHORT_FIT
 @settings(max_examples=10, deadline=None)
 @given(
     st.integers(0, 10_000),
@@ -354,6 +358,7 @@ def test_neighbour_code_distance_on_array_api_strict():
     assert neighbour_code_distance(xps.asarray(Z), xps.asarray(L.toarray())) == pytest.approx(expected, rel=1e-12)
 
 
+@SHORT_FIT
 @pytest.mark.parametrize("normalized", [False, True])
 @pytest.mark.parametrize("symmetrize", ["union", "mutual"])
 def test_cupy_input_gives_a_cupyx_laplacian_equal_to_numpy(cupy, normalized, symmetrize):

@@ -49,7 +49,9 @@ def test_exact_codes_of_real_patches_meet_kkt_and_the_lars_path(barbara):
     assert kkt(f.gram, f.b, res.Z, 1.0) <= 1e-9
     assert np.all(res.steps > 0)
     assert np.median(np.sum(res.Z != 0, axis=0)) < 40  # sparse codes: the regime the homotopy is for
-    from sklearn.linear_model import lars_path_gram
+    lars_path_gram = pytest.importorskip(
+        "sklearn.linear_model", reason="compares with scikit-learn's lars_path_gram: scikit-learn is not installed"
+    ).lars_path_gram
 
     for j in range(0, X.shape[1], 40):
         alphas, _, coefs = lars_path_gram(f.b[:, j], f.gram, n_samples=1, alpha_min=1.0, method="lasso")
@@ -70,7 +72,9 @@ def test_the_kernel_certificate_is_the_duality_gap_of_the_library(barbara):
 
 
 def test_equals_sklearn_lasso_on_the_patches(barbara):
-    from sklearn.linear_model import Lasso
+    Lasso = pytest.importorskip(
+        "sklearn.linear_model", reason="compares with scikit-learn's Lasso: scikit-learn is not installed"
+    ).Lasso
 
     X, D, E = barbara
     x = X[:, 5]
@@ -193,6 +197,7 @@ def test_auto_takes_the_homotopy_only_where_it_pays(barbara):
         choose_code_solver(weak, g, "homotopy")
 
 
+@pytest.mark.slow
 def test_a_capped_path_is_finished_by_fista(barbara):
     X, D, E = barbara
     f, g = code_problem(X[:, :100], D, E, lambda_d=10.0, lambda_e=0.0, lambda_s=1.0)

@@ -225,6 +225,7 @@ def test_a_converged_fit_is_block_stationary_by_independent_solvers():
         assert gain <= certificates[block] + 1e-9 * energy, (block, gain, certificates[block])
 
 
+@pytest.mark.slow
 def test_without_encoder_the_energy_beats_scikit_learns_dictionary_learning():
     """λ_e = 0 is scikit-learn's problem (α = λ_s/λ_d); a converged fit reaches a lower energy than
     DictionaryLearning's 20 iterations from the same patches (its cost × λ_d is this energy)."""

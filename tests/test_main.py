@@ -36,6 +36,10 @@ from eaelib.patches import PatchLayout
 pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")
 
+# The command line says that a colour file is read as gray ('eaelib <command>: warning: …'), as users see it:
+# the tests that read colour files let it be shown ("default"), and some assert what it says.
+COLOUR_NOTE_SHOWN = pytest.mark.filterwarnings("default:.* is a colour image:UserWarning")
+
 SMALL = ["--patch-size", "8", "--stride", "4", "--n-atoms", "16", "--max-outer", "3", "--max-inner", "20"]
 
 
@@ -346,6 +350,8 @@ def test_resume_reports_the_saved_history_then_the_restart(learned, image_path, 
     assert "outer iterations: 1 more" in text
 
 
+# The test leaves a pipe of its subprocess to the garbage collector (to close: its Popen's stdout).
+@pytest.mark.filterwarnings("ignore:unclosed file <_io.BufferedReader:ResourceWarning")
 def test_ctrl_c_saves_the_model_exits_130_and_resume_continues(image_path, tmp_path):
     out = tmp_path / "interrupted"
     argv = ["learn", str(image_path), "--out", str(out), *SMALL[:6], "--max-outer", "100000", "--rtol", "0"]
@@ -401,6 +407,7 @@ def image_folder(tmp_path_factory, image_path):
     return folder
 
 
+@COLOUR_NOTE_SHOWN
 def test_learn_streams_a_folder_and_more_images(image_folder, image_path, tmp_path, capsys):
     out = tmp_path / "many"
     argv = ["learn", str(image_folder), str(image_path), "--out", str(out), *SMALL, "--no-progress", "--json"]
@@ -438,6 +445,7 @@ def test_learn_from_many_images_refuses_bad_input(image_folder, tmp_path, capsys
     assert not (tmp_path / "o").exists()  # nothing written before the input is known to be good
 
 
+@COLOUR_NOTE_SHOWN
 def test_learn_on_a_local_dask_cluster(image_folder, tmp_path, capsys):
     pytest.importorskip("distributed")
     argv = ["learn", str(image_folder), "--out", str(tmp_path / "d"), *SMALL, "--no-progress", "--no-figures"]
@@ -490,6 +498,7 @@ def test_ctrl_c_on_a_local_dask_cluster_stops_once_saves_and_closes_the_cluster(
     assert summary["interrupted"] is True and summary["n_workers"] == 2 and summary["n_iter"] == model.n_iter_
 
 
+@COLOUR_NOTE_SHOWN
 def test_dask_options_without_dask_are_a_usage_error(image_folder, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     argv = ["learn", str(image_folder), "--out", str(tmp_path / "o"), *SMALL, "--no-progress", "--workers", "2"]
@@ -506,6 +515,7 @@ def test_every_choice_option_offers_its_own_choices(image_path, tmp_path, capsys
     assert "argument --algorithm: invalid choice: 'numpy'" in error and "online" in error and "cupy" not in error
 
 
+@COLOUR_NOTE_SHOWN
 def test_a_fit_that_fails_for_good_saves_what_it_learned_and_exits_1(image_folder, tmp_path, capsys, monkeypatch):
     from eaelib.online import SourceError
 
@@ -523,6 +533,7 @@ def test_a_fit_that_fails_for_good_saves_what_it_learned_and_exits_1(image_folde
     assert load_model(out / "model.npz").n_iter_ == 1
 
 
+@COLOUR_NOTE_SHOWN
 def test_a_colour_image_is_read_as_gray_and_the_command_says_so(learned, image_path, tmp_path, capsys):
     gray = np.asarray(Image.open(image_path))
     colour = tmp_path / "colour.png"

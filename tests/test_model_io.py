@@ -11,9 +11,12 @@ import pytest
 
 import eaelib
 from eaelib import EnergyAutoEncoder, extract_patches, load_model, save_model
-from eaelib._base import NotFittedError
+from eaelib._base import ConvergenceWarning, NotFittedError
 from eaelib.model_io import ENERGY_TERMS, FORMAT_VERSION
 from eaelib.patches import PatchLayout
+
+# Fits stopped at max_outer on purpose (short and fast): their ConvergenceWarning is expected, not the point.
+SHORT_FIT = pytest.mark.filterwarnings("ignore::eaelib._base.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +27,9 @@ def X():
 
 @pytest.fixture(scope="module")
 def model(X):
-    return EnergyAutoEncoder(16, lambda_s=0.5, max_outer=3, max_inner=20, random_state=3).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a short fit, on purpose
+        return EnergyAutoEncoder(16, lambda_s=0.5, max_outer=3, max_inner=20, random_state=3).fit(X)
 
 
 @pytest.fixture
@@ -64,6 +69,7 @@ def assert_same_model(loaded, model, X):
         np.testing.assert_array_equal(loaded.transform(X, method=method), np.asarray(model.transform(X, method=method)))
 
 
+@SHORT_FIT
 def test_round_trip_is_exact(model, saved, X):
     loaded = load_model(saved)
     assert_same_model(loaded, model, X)
@@ -84,6 +90,7 @@ def test_file_contents(saved, model):
     assert arrays["param_backend"].dtype.kind == "U"  # None, as JSON "null"
 
 
+@SHORT_FIT
 def test_round_trip_of_other_parameters(X, tmp_path):
     model = EnergyAutoEncoder(
         8, max_outer=2, max_inner=10, dtype="float32", backend="numpy", random_state=np.random.default_rng(5)
@@ -111,6 +118,7 @@ def test_round_trip_through_a_file_object(model, X):
     assert_same_model(load_model(buffer), model, X)
 
 
+@SHORT_FIT
 def test_model_of_another_array_library(X, tmp_path):
     xp = pytest.importorskip("array_api_strict")
     model = EnergyAutoEncoder(8, max_outer=2, max_inner=10, random_state=0, backend="array_api_strict").fit(X)

@@ -10,10 +10,9 @@ import pytest
 
 import eaelib
 from eaelib import EnergyAutoEncoder
+from eaelib._base import ConvergenceWarning
 from eaelib.online import Statistics, forgetting, learn_online, minibatches, start
 from eaelib.synthetic import match_atoms, sparse_dataset
-
-ConvergenceWarning = pytest.importorskip("sklearn.exceptions").ConvergenceWarning
 
 
 @pytest.fixture(scope="module")

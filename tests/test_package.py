@@ -149,6 +149,7 @@ CORE_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_the_core_copied_alone_fits(tmp_path):
     _copy(CORE, tmp_path)
     code = f"TMPDIR, SITE = {str(tmp_path)!r}, {_site_packages()!r}\n{CORE_SCRIPT}"

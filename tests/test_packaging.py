@@ -54,6 +54,7 @@ def wheel(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_the_package_and_its_data(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())

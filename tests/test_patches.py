@@ -17,6 +17,7 @@ def image_and_grid(draw, max_stride_factor=1.0):
     return size, stride, (height, width)
 
 
+@pytest.mark.filterwarnings("ignore:image has floating values:UserWarning")  # pixel values 0–34, readable
 def test_patch_order_and_content():
     image = np.arange(5 * 7, dtype=float).reshape(5, 7)
     patches = extract_patches(image, size=2, stride=2)
@@ -32,6 +33,8 @@ def test_barbara_sized_grid_has_the_documented_number_of_patches():
     assert patch_grid((574, 702), 12, 4) == (141, 173)
 
 
+# Pixel values 0–255 as floats, on purpose (their averages are exact): the note about values above 1 is expected.
+@pytest.mark.filterwarnings("ignore:image has floating values:UserWarning")
 @settings(max_examples=150, deadline=None)
 @given(image_and_grid(), st.integers(0, 2**32 - 1))
 def test_round_trip_is_exact_on_integer_images(grid, seed):

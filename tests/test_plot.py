@@ -2,12 +2,17 @@
 
 import copy
 import sys
+import warnings
 
 import numpy as np
 import pytest
 
 from eaelib import EnergyAutoEncoder, extract_patches
+from eaelib._base import ConvergenceWarning
 from eaelib.plot import plot_atoms, plot_code_sparsity, plot_energy, plot_inner_convergence, plot_norms
+
+# Fits stopped at max_outer on purpose (short and fast): their ConvergenceWarning is expected, not the point.
+SHORT_FIT = pytest.mark.filterwarnings("ignore::eaelib._base.ConvergenceWarning")
 
 Figure = pytest.importorskip("matplotlib.figure").Figure
 
@@ -27,7 +32,9 @@ def X():
 
 @pytest.fixture(scope="module")
 def model(X):
-    return EnergyAutoEncoder(N_ATOMS, max_outer=3, max_inner=20, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a short fit, on purpose
+        return EnergyAutoEncoder(N_ATOMS, max_outer=3, max_inner=20, random_state=0).fit(X)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +42,7 @@ def codes(model, X):
     return model.transform(X)
 
 
+@SHORT_FIT
 def test_plot_energy_draws_the_history(model, tmp_path):
     fig = plot_energy(model)
     assert isinstance(fig, Figure)
@@ -75,6 +83,7 @@ def test_plot_inner_convergence_concatenates_the_traces(model):
     assert [len(ax.lines) for ax in fig.axes] == [1, 1, 1]
 
 
+@SHORT_FIT
 def test_plot_inner_convergence_without_a_subproblem_or_history(X):
     no_encoder = EnergyAutoEncoder(N_ATOMS, lambda_e=0.0, max_outer=2, max_inner=10, random_state=0).fit(X)
     fig = plot_inner_convergence(no_encoder)
@@ -148,6 +157,7 @@ def test_plot_code_sparsity(codes):
     np.testing.assert_array_equal([p.get_height() for p in per_atom.patches], nonzero.sum(axis=0))
 
 
+@SHORT_FIT
 def test_plots_accept_other_array_libraries(X):
     xp = pytest.importorskip("array_api_strict")
     model = EnergyAutoEncoder(N_ATOMS, max_outer=2, max_inner=10, random_state=0, backend="array_api_strict").fit(X)

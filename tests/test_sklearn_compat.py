@@ -20,6 +20,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from eaelib import EnergyAutoEncoder, solve_codes
 
+# Fits stopped at max_outer on purpose (short and fast): their ConvergenceWarning is expected, not the point.
+SHORT_FIT = pytest.mark.filterwarnings("ignore::eaelib._base.ConvergenceWarning")
+
 # Small, so that the whole suite of checks runs in about a second.
 PARAMS = dict(n_atoms=5, max_outer=5, random_state=0)
 
@@ -36,6 +39,7 @@ def _expected_failed_checks(estimator):
 _strict = {"xfail_strict": True} if "xfail_strict" in inspect.signature(parametrize_with_checks).parameters else {}
 
 
+@SHORT_FIT
 @parametrize_with_checks([EnergyAutoEncoder(**PARAMS)], expected_failed_checks=_expected_failed_checks, **_strict)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
@@ -46,6 +50,7 @@ def _subset_data():
     return 3 * np.random.RandomState(0).uniform(size=(20, 3))
 
 
+@SHORT_FIT
 def test_exact_transform_is_subset_invariant_and_accurate():
     """Each row is its own FISTA problem: its codes do not depend on the batch, and they solve the problem.
 
@@ -63,6 +68,7 @@ def test_exact_transform_is_subset_invariant_and_accurate():
     np.testing.assert_allclose(full, reference, rtol=0, atol=1e-6 * scale)
 
 
+@SHORT_FIT
 def test_encoder_transform_is_subset_invariant():
     X = _subset_data()
     model = EnergyAutoEncoder(**PARAMS).fit(X)
@@ -71,6 +77,7 @@ def test_encoder_transform_is_subset_invariant():
     np.testing.assert_allclose(full, by_row, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_array_api_input_check():
     """sklearn's check_array_api_input, which needs SCIPY_ARRAY_API=1 before SciPy is imported: a subprocess.
 
@@ -95,6 +102,7 @@ def test_array_api_input_check():
     assert result.stdout.strip().splitlines()[-1] == "OK"
 
 
+@SHORT_FIT
 def test_clone():
     model = EnergyAutoEncoder(n_atoms=7, lambda_s=0.5, max_outer=3, random_state=3, dtype="float32")
     fitted = clone(model).fit(np.random.default_rng(0).standard_normal((30, 4)))
@@ -109,6 +117,7 @@ def test_clone():
     np.testing.assert_array_equal(refit.E_, fitted.E_)
 
 
+@SHORT_FIT
 def test_pipeline():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((50, 6)) * rng.uniform(0.1, 10, size=6) + rng.uniform(-5, 5, size=6)

@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 import eaelib
 from eaelib import EnergyAutoEncoder, PatchStream, extract_patches, image_files
 
+# Fits stopped at max_outer on purpose (short and fast): their ConvergenceWarning is expected, not the point.
+SHORT_FIT = pytest.mark.filterwarnings("ignore::eaelib._base.ConvergenceWarning")
+
 PIL = pytest.importorskip("PIL.Image")
 
 
@@ -85,6 +88,8 @@ def test_the_same_seed_gives_the_same_epochs_and_epochs_differ():
     np.testing.assert_array_equal(np.sort(np.concatenate(first_a), axis=0), np.sort(np.concatenate(second_a), axis=0))
 
 
+@SHORT_FIT
+@pytest.mark.filterwarnings("ignore:image has floating values:UserWarning")  # image k is all k: readable
 def test_a_shuffled_batch_mixes_the_open_images():
     images = [np.full((40, 40), float(k)) for k in range(8)]  # image k's patches are all k
     stream = PatchStream(images, 4, 1, batch_size=256, random_state=0, pool=4)

@@ -22,14 +22,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracles import normalized, with_singular_values
 from pyunlocbox import acceleration, functions, solvers
-from sklearn.linear_model import Lasso
 
 import eaelib
+from eaelib._base import HAVE_SKLEARN
 
 EXACT = {"rtol": -1.0, "max_iter": 300}
 TIGHT = {"rtol": 0.0, "max_iter": 5000}
 ORACLE_MAXIT = 3000  # pyunlocbox
 AGREE = 1e-6  # relative agreement with the oracles, minimizer and objective
+
+# scikit-learn is optional (eaelib._base): without it only the tests marked needs_sklearn skip.
+needs_sklearn = pytest.mark.skipif(
+    not HAVE_SKLEARN, reason="compares with scikit-learn's Lasso: scikit-learn is not installed"
+)
 
 examples = settings(max_examples=20, deadline=None)
 
@@ -156,6 +161,8 @@ def test_codes_match_pyunlocbox(seed, n, m, N, lambda_d, lambda_e, frac):
 
 def lasso_columns(design, targets, alpha):
     """One scikit-learn Lasso per column of ``targets``: min 1/(2 rows)‖t − design z‖² + α‖z‖₁."""
+    from sklearn.linear_model import Lasso
+
     codes = np.empty((design.shape[1], targets.shape[1]))
     for j in range(targets.shape[1]):
         lasso = Lasso(alpha=alpha, fit_intercept=False, tol=1e-12, max_iter=100_000)
@@ -163,6 +170,7 @@ def lasso_columns(design, targets, alpha):
     return codes
 
 
+@needs_sklearn
 @examples
 @given(
     seed=seeds,
@@ -189,6 +197,7 @@ def test_codes_without_encoder_match_lasso(seed, m, extra, N, lambda_d, frac):
     assert abs(res.objective[-1] - objective) <= AGREE * objective
 
 
+@needs_sklearn
 @examples
 @given(seed=seeds, n=dims, m=dims, N=st.integers(1, 4), lambda_d=lambdas, lambda_e=lambdas, frac=st.floats(0.02, 0.5))
 def test_codes_with_encoder_match_stacked_lasso(seed, n, m, N, lambda_d, lambda_e, frac):

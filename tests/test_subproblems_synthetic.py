@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracles import normalized, with_singular_values
 from scipy.optimize import linear_sum_assignment
-from sklearn.linear_model import Lasso
 
 import eaelib
+from eaelib._base import HAVE_SKLEARN
 
 # rtol = 0: stop once the objective no longer changes beyond rounding, which resolves the minimizer
 # to about κ√eps. Over 300 seeds: least squares within 1.6e-7 of lstsq, encoders within 7e-8.
@@ -24,6 +24,11 @@ TIGHT = {"rtol": 0.0, "max_iter": 5000}
 
 examples = settings(max_examples=10, deadline=None)
 seeds = st.integers(0, 2**32 - 1)
+
+# scikit-learn is optional (eaelib._base): without it only the tests marked needs_sklearn skip.
+needs_sklearn = pytest.mark.skipif(
+    not HAVE_SKLEARN, reason="compares with scikit-learn's Lasso: scikit-learn is not installed"
+)
 
 
 def sparse_codes(rng, m, N, k):
@@ -99,6 +104,8 @@ FRACTIONS = (0.05, 0.1, 0.2, 0.4, 0.7, 1.0)  # of λ_max = λ_d max|DᵀX|, from
 
 def lasso(D, X, lambda_d, lambda_s):
     """Per sample: λ_d/2‖x − Dz‖² + λ_s‖z‖₁ = λ_d n (1/(2n)‖x − Dz‖² + α‖z‖₁), α = λ_s/(λ_d n)."""
+    from sklearn.linear_model import Lasso
+
     n = D.shape[0]
     codes = np.empty((D.shape[1], X.shape[1]))
     for j in range(X.shape[1]):
@@ -107,6 +114,7 @@ def lasso(D, X, lambda_d, lambda_s):
     return codes
 
 
+@needs_sklearn
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("kind", DICTIONARIES)
 def test_sparse_coding_matches_lasso_and_sparsifies(kind, seed):

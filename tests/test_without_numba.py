@@ -59,6 +59,7 @@ def test_without_numba_auto_is_fista_and_lars_says_what_to_install():
     assert "numba" in result["lars"] and "pip install" in result["lars"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not homotopy.AVAILABLE, reason="compares with the numba path")
 def test_the_same_codes_and_a_fit_of_the_same_quality_without_numba():
     namespace = {}
