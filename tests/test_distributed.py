@@ -269,6 +269,7 @@ def test_ctrl_c_stops_the_readme_dask_example_which_keeps_its_model(tmp_path):
     def read():
         while chunk := process.stderr.read1(256):
             seen.extend(chunk)
+        process.stderr.close()  # the end of the stream: the script exited (the test ends it either way)
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()

@@ -327,6 +327,7 @@ def _read_until(stream, marker, timeout):
             seen.extend(chunk)
             if marker in seen:
                 found.set()
+        stream.close()  # the end of the stream: the process exited (the test ends it either way)
         found.set()
 
     threading.Thread(target=read, daemon=True).start()
@@ -350,8 +351,6 @@ def test_resume_reports_the_saved_history_then_the_restart(learned, image_path, 
     assert "outer iterations: 1 more" in text
 
 
-# The test leaves a pipe of its subprocess to the garbage collector (to close: its Popen's stdout).
-@pytest.mark.filterwarnings("ignore:unclosed file <_io.BufferedReader:ResourceWarning")
 def test_ctrl_c_saves_the_model_exits_130_and_resume_continues(image_path, tmp_path):
     out = tmp_path / "interrupted"
     argv = ["learn", str(image_path), "--out", str(out), *SMALL[:6], "--max-outer", "100000", "--rtol", "0"]
