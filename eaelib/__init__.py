@@ -60,6 +60,7 @@ _EXPORTS = {
     "save_image": "image",
     # learning.py
     "DivergenceError": "learning",
+    "SourceError": "learning",
     "EnergyIncreaseError": "learning",
     "InnerTrace": "learning",
     "LearningResult": "learning",

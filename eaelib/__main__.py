@@ -43,7 +43,7 @@ from ._cli import (
 from ._cli_learn import add_parser
 from ._version import __version__
 from .estimator import TRANSFORM_METHODS
-from .online import SourceError
+from .learning import SourceError
 from .patches import PatchLayout, patch_grid
 
 # denoise's default stride: on a 512 × 512 photo at σ = 20 with the model its help suggests, stride 1 coded

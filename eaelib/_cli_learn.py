@@ -30,8 +30,8 @@ from ._cli import (
     write_summary,
 )
 from .estimator import EnergyAutoEncoder
+from .learning import SourceError
 from .model_io import save_model
-from .online import SourceError
 from .patches import PatchLayout
 
 FIGURES = ("convergence.png", "inner.png", "atoms.png", "norms.png", "codes.png")

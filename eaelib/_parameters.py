@@ -181,6 +181,11 @@ class Parameters:
             raise ValueError("lambda_d, lambda_e and lambda_s cannot all be 0: the energy would not depend on Z")
         return weights
 
+    @staticmethod
+    def _lambdas(weights):
+        """The weights of the terms that online learning and the codes use: λ_d, λ_e and λ_s (no graph)."""
+        return {name: weights[name] for name in WEIGHTS[:3]}
+
     def _check_params(self):
         """Check every parameter against its declaration; returns the weights as floats."""
         check_params(self)

@@ -38,7 +38,8 @@ import numpy as np
 from ._array import backend_name, dtype_name, get_namespace, resolve_dtype, to_namespace, to_numpy
 from ._optional import missing, missing_message
 from ._validation import model_namespace
-from .online import SourceError, Statistics, absorb, batches_in, certify, evaluation_sums, resample_unused
+from .learning import SourceError
+from .online import Statistics, absorb, batches_in, certify, evaluation_sums, resample_unused
 
 #: Retries of a task on the distributed scheduler (another worker takes it when one dies).
 RETRIES = 3

@@ -1,14 +1,13 @@
-"""``EnergyAutoEncoder``: the scikit-learn-style estimator (samples are rows), and its model files."""
+"""``EnergyAutoEncoder``: the scikit-learn-style estimator (samples are rows)."""
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 
 from ._array import backend_name, get_namespace
 from ._base import BaseEstimator, ConvergenceWarning, NotFittedError, TransformerMixin
 from ._parameters import Parameters
-from ._progress import chunks, with_progress
+from ._progress import with_progress
 from ._validation import (
     check_array,
     check_likely_mistakes,
@@ -18,28 +17,22 @@ from ._validation import (
     numpydoc_parameters,
 )
 from .learning import (
+    HISTORIES,
     DivergenceError,
     EnergyIncreaseError,
+    SourceError,
     dead_atoms,
+    histories,
     initialize,
     learn,
     stop_message,
 )
 from .sources import batch_source, is_dask_array, is_patch_stream
-from .subproblems import energy_terms, solve_codes
+from .subproblems import EXACT_RTOL, energy_terms, exact_codes
 
 TRANSFORM_METHODS = ("exact", "encoder")
-# Exact codes: KKT residual ≤ 1e-6 λ_s, from the encoder's prediction EX (measured in bench/: fewer
-# iterations than from zeros), with restarted momentum.
-_TRANSFORM_RTOL = 1e-6
-_TRANSFORM_START = "encoder"
-_TRANSFORM_MOMENTUM = "strong"
-# With progress=True, transform's exact codes are solved this many samples at a time, so that its bar moves
-# (a photo's overlapping patches take minutes); a multiple of the 1024 columns the solvers take at a time.
-_TRANSFORM_CHUNK = 8192
 
 
-# The hyper-parameters are declared once, as the fields of eaelib._parameters.Parameters.
 class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
     """Sparse coding with a learned dictionary ``D`` and a learned linear encoder ``E``.
 
@@ -47,15 +40,13 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
 
         λ_d/2 ‖X − DZ‖² + λ_e/2 ‖Z − EX‖² + λ_s ‖Z‖₁ + λ_g/2 tr(Z L Zᵀ)
 
-    subject to unit-norm-bounded columns of ``D`` and ``E``, by alternating
-    certified solves of the three convex subproblems: for the codes, the
-    compiled homotopy (exact) where they are sparse and FISTA elsewhere
-    (``code_solver``), Newton's method on the Lagrange dual for ``D`` and ``E``
-    (online: one coordinate pass on ``D`` per batch). The fit stops
-    when no block can lower the energy by more than ``rtol`` times its value
-    (each block's duality gap), or warns at ``max_outer``. The formula is in
-    the book's orientation (samples as columns); the methods take and return
-    samples as rows, like scikit-learn.
+    subject to unit-norm-bounded columns of ``D`` and ``E``, by alternating certified solves of the
+    three convex subproblems: for the codes, the compiled homotopy (exact) where they are sparse and
+    FISTA elsewhere (``code_solver``), Newton's method on the Lagrange dual for ``D`` and ``E`` (online:
+    one coordinate pass on ``D`` per batch). The fit stops when no block can lower the energy by more
+    than ``rtol`` times its value (each block's duality gap), or warns at ``max_outer``. The formula is
+    in the book's orientation (samples as columns); the methods take and return samples as rows, like
+    scikit-learn.
 
     Parameters
     ----------
@@ -104,27 +95,6 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         Only on a model read by :func:`load_model`: how its samples were cut
         from an image, as stored in the file (None if the file has none).
 
-    Raises
-    ------
-    ValueError
-        When :meth:`fit` gets fewer samples than features: most likely the
-        samples are columns (the book's orientation) where rows are expected;
-        ``fit(X, allow_few_samples=True)`` learns from them as rows anyway.
-
-    Warns
-    -----
-    DataConversionWarning
-        When :meth:`fit` gets integer data: its values are used as they are,
-        and pixel values are usually meant to be scaled to [0, 1] first.
-
-    Notes
-    -----
-    A ``KeyboardInterrupt`` during :meth:`fit` ends it early: the model keeps
-    the last complete outer iteration, ``converged_`` is False and a
-    :class:`ConvergenceWarning` says so; ``warm_start=True`` then continues.
-    If a subproblem diverges, :meth:`fit` raises ``FloatingPointError`` naming
-    the subproblem and the outer iteration, and keeps the last finite parameters.
-
     Examples
     --------
     >>> import numpy as np
@@ -170,10 +140,25 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
 
         Raises
         ------
-        eaelib.online.SourceError
+        ValueError
+            If ``X`` has fewer samples than features (most likely samples as
+            columns, the book's orientation), unless ``allow_few_samples``.
+        FloatingPointError
+            If a subproblem diverges (naming it and the outer iteration); the
+            model keeps the last finite parameters.
+        SourceError
             If a Dask task fails for good (after its retries): the model then
             holds the last completed mini-batch update, its histories the last
             completed epoch, and ``warm_start=True`` continues.
+
+        Warns
+        -----
+        DataConversionWarning
+            If ``X`` holds integers: pixel values are meant to be in [0, 1].
+        ConvergenceWarning
+            If the fit stops before block-stationarity: at ``max_outer``, or
+            interrupted by Ctrl-C (the model keeps the last complete outer
+            iteration, and ``warm_start=True`` continues).
         """
         self._fit(X, laplacian, allow_few_samples)
         return self
@@ -203,9 +188,7 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         weights = self._check_params()
         source = self._batch_source(X)
         if source is None:
-            X_in, xp = X, model_namespace(self.backend, X)
-            xp, X = check_array(X, xp=xp, dtype=self.dtype)
-            check_likely_mistakes(X_in, X, allow_few_samples)
+            xp, X = self._training_data(X, allow_few_samples)
             if self.algorithm == "online":
                 from .online import ArraySource
 
@@ -229,7 +212,8 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         options |= dict(solver=self.solver, code_solver=self.code_solver, reinit_dead_atoms=self.reinit_dead_atoms)
 
         def run(callback):
-            warm = self._warm_multipliers()
+            # The dual solver's multipliers of the last fit, when warm starting from it.
+            warm = getattr(self, "_multipliers", None) if self.warm_start and hasattr(self, "D_") else None
             return learn(Xb, Z0, D0, E0, **weights, laplacian=graph, **options, callback=callback, multipliers=warm)
 
         try:
@@ -254,7 +238,7 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
     def _fit_online(self, source, weights):
         """``fit`` with ``algorithm="online"``: epochs of the batch ``source``'s mini-batches (:mod:`eaelib.sources`),
         certified every ``certify_every`` epochs."""
-        from .online import SourceError, learn_online, start_like  # only here: the core copied alone works without it
+        from .online import learn_online, start_like  # only here: the core copied alone works without it
 
         state = getattr(self, "_online", None) if self.warm_start and hasattr(self, "D_") else None
         if state is None:
@@ -264,7 +248,7 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
             state = start_like(*(warm or initialize(source.first_batch(), self.n_atoms, rng, method=self.init)[1:]))
         else:
             rng = self._online_rng
-        lambdas = {k: weights[k] for k in ("lambda_d", "lambda_e", "lambda_s")}
+        lambdas = self._lambdas(weights)
         options = dict(batch_size=self.batch_size, max_epochs=self.max_outer, rtol=self.rtol, shuffle=self.shuffle)
         options |= dict(inner_rtol=self.inner_rtol, max_inner=self.max_inner, code_solver=self.code_solver)
         options |= dict(certify_every=self.certify_every, random_state=rng, state=state)
@@ -279,15 +263,11 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
             if exc.result is not None:
                 self._store(exc.result, source.xp, source.n_features)
                 self.D_, self.E_ = state.D, state.E  # the last completed mini-batch update
-                exc.args = (
-                    f"{exc.args[0]}; the model holds the update of mini-batch {state.step} ({self.n_iter_} complete "
-                    "epochs in its histories): fit again with warm_start=True to continue",
-                )
+                exc.args = (f"{exc.args[0]}: fit again with warm_start=True to continue",)
             raise
         self._online, self._online_rng = state, rng
         self._store(result, source.xp, source.n_features)
         self._warn_if_not_converged(result, "epochs")
-        return None
 
     def _warn_if_not_converged(self, result, unit):
         message = stop_message(result, n_iter=self.n_iter_, rtol=self.rtol, max_outer=self.max_outer, unit=unit)
@@ -297,12 +277,11 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
     def partial_fit(self, X, y=None):
         """Update the model with one mini-batch ``X`` of shape (n_samples, n_features).
 
-        The batch is coded, added to the running sums of the online algorithm
-        (:mod:`eaelib.online`) and D and E are solved on them. The first call
-        initializes the model from the batch. Calling it on the batches that
-        ``fit`` with ``algorithm="online"`` and ``shuffle=False`` visits, in
-        order, gives the same model. ``X`` may also be a
-        :class:`~eaelib.PatchStream`: every batch of its next epoch, in turn.
+        The batch is coded, added to the running sums of the online algorithm (:mod:`eaelib.online`)
+        and D and E are solved on them. The first call initializes the model from the batch. Calling it
+        on the batches that ``fit`` with ``algorithm="online"`` and ``shuffle=False`` visits, in order,
+        gives the same model. ``X`` may also be a :class:`~eaelib.PatchStream`: every batch of its next
+        epoch, in turn.
 
         Parameters
         ----------
@@ -327,30 +306,26 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
             return self
         state = getattr(self, "_online", None)
         if state is None:
-            xp = model_namespace(self.backend, X)
-            X_in = X
-            xp, X = check_array(X, xp=xp, dtype=self.dtype)
-            check_likely_mistakes(X_in, X, allow_few_samples=True)  # a mini-batch may well be small
-            rng = check_random_state(self.random_state)
-            _, D0, E0 = initialize(X.mT, self.n_atoms, rng, method=self.init)
-            state = start(X.mT, D0, E0)
-            self._online, self._online_rng = state, rng
+            xp, X = self._training_data(X, allow_few_samples=True)  # a mini-batch may well be small
+            self._online_rng = check_random_state(self.random_state)
+            D0, E0 = initialize(X.mT, self.n_atoms, self._online_rng, method=self.init)[1:]
+            self._online = state = start(X.mT, D0, E0)
             self.n_features_in_, self.backend_ = X.shape[1], backend_name(xp)
         else:
-            xp, X = self._check_input(X)
-        online_step(
-            state,
-            X.mT,
-            **{k: weights[k] for k in ("lambda_d", "lambda_e", "lambda_s")},
-            inner_rtol=self.inner_rtol,
-            max_inner=self.max_inner,
-            rng=self._online_rng,
-            code_solver=self.code_solver,
-        )
+            _, X = self._check_input(X)
+        options = dict(inner_rtol=self.inner_rtol, max_inner=self.max_inner, code_solver=self.code_solver)
+        online_step(state, X.mT, **self._lambdas(weights), **options, rng=self._online_rng)
         self.D_, self.E_ = state.D, state.E
         self.n_steps_ = state.step
         self.n_reinitialized_atoms_ = state.n_resampled
         return self
+
+    def _training_data(self, X, allow_few_samples):
+        """``(xp, X)``: ``X`` checked as training data, in the model's array library and dtype."""
+        X_in, xp = X, model_namespace(self.backend, X)
+        xp, X = check_array(X, xp=xp, dtype=self.dtype)
+        check_likely_mistakes(X_in, X, allow_few_samples)
+        return xp, X
 
     def _starting_point(self, Xb):
         """``(Z, D, E)`` to start from: random, or the fitted state when warm starting."""
@@ -379,37 +354,15 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
             )
         return D, E
 
-    def _warm_multipliers(self):
-        """The dual solver's multipliers of the last fit, when warm starting from it."""
-        if self.warm_start and hasattr(self, "D_"):
-            return getattr(self, "_multipliers", None)
-        return None
-
     def _store(self, result, xp, n_features):
         """Set the fitted attributes from a :class:`LearningResult`, continuing a warm start's history."""
-        energy, inner, n_iter = result.energy, result.inner, result.n_iter
-        certificates, iterations = result.certificates, [0, *result.iterations]
-        previous = getattr(self, "objective_history_", None)
-        if self.warm_start and previous and energy[0]["total"] == previous[-1]:
-            # The same data from where the last fit stopped: one history.
-            offset = self.n_iter_
-            energy = self.energy_history_ + energy[1:]
-            inner = self.inner_history_ + [replace(trace, outer=trace.outer + offset) for trace in inner]
-            certificates = self.certificate_history_ + certificates
-            iterations = self.history_iterations_ + [k + offset for k in iterations[1:]]
-            n_iter += offset
+        warm = self.warm_start and hasattr(self, "objective_history_")
+        previous = {name: getattr(self, name, []) for name in HISTORIES} if warm else None  # a file has no gaps
+        for name, value in histories(result, previous).items():
+            setattr(self, name, value)
         self.D_, self.E_, self._codes = result.D, result.E, result.Z
-        self.energy_history_ = energy
-        self.objective_history_ = [terms["total"] for terms in energy]
-        self.inner_history_ = inner
-        self.certificate_history_ = certificates
-        self.history_iterations_ = iterations
-        self.n_iter_ = n_iter
-        self.converged_ = result.converged
-        self.stop_reason_ = result.status
-        self._multipliers = result.multipliers
-        self.n_features_in_ = n_features
-        self.backend_ = backend_name(xp)
+        self.converged_, self.stop_reason_, self._multipliers = result.converged, result.status, result.multipliers
+        self.n_features_in_, self.backend_ = n_features, backend_name(xp)
         if result.Z is not None:
             self.n_dead_atoms_ = int(xp.sum(xp.astype(dead_atoms(result.Z), xp.int32)))
         else:  # online: the atoms no sample's code has used, from the running sums
@@ -476,26 +429,10 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
         _, X = self._check_input(X)
         if method == "encoder":
             return X @ self.E_.mT
-        weights = self._weights()
-        rtol = check_scalar(_TRANSFORM_RTOL if rtol is None else rtol, "rtol", low=0.0)
+        rtol = check_scalar(EXACT_RTOL if rtol is None else rtol, "rtol", low=0.0)
         max_iter = check_scalar(10 * self.max_inner if max_iter is None else max_iter, "max_iter", kind="int", low=1)
-        lambdas = {name: weights[name] for name in ("lambda_d", "lambda_e", "lambda_s")}
-        options = dict(rtol=rtol, max_iter=max_iter, criterion="kkt", momentum=_TRANSFORM_MOMENTUM, **lambdas)
-        results = [
-            solve_codes(X[rows, :].mT, self.D_, self.E_, _TRANSFORM_START, **options, solver=self.code_solver)
-            for rows in chunks(X.shape[0], _TRANSFORM_CHUNK, show=self.progress, desc="exact codes", unit="sample")
-        ]
-        unconverged = [result for result in results if not result.converged]
-        if unconverged:
-            worst = max(unconverged, key=lambda r: r.certificate[-1])
-            warnings.warn(
-                f"transform stopped ({worst.status}) after {worst.n_iter} iterations with a KKT residual of "
-                f"{worst.certificate[-1]:.3g} (tolerance {rtol:g} × lambda_s); raise max_iter or rtol",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        codes = [result.x.mT for result in results]
-        return codes[0] if len(codes) == 1 else get_namespace(X).concat(codes, axis=0)
+        options = dict(rtol=rtol, max_iter=max_iter, solver=self.code_solver, progress=self.progress)
+        return exact_codes(X.mT, self.D_, self.E_, **self._lambdas(self._weights()), **options, caller="transform").mT
 
     def inverse_transform(self, Z):
         """Reconstruct samples from their codes: ``Z @ D_.T`` (the book's ``DZ``).
@@ -539,11 +476,9 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
             _, Z = self._check_input(Z, name="Z", n_columns=self.D_.shape[1], what="atoms")
             if Z.shape[0] != X.shape[0]:
                 raise ValueError(f"Z must have one row per sample of X ({X.shape[0]}), got {Z.shape[0]}")
-        graph = None
-        if weights["lambda_g"] > 0 and laplacian is not None:
-            graph = _graph_laplacian(laplacian, X)
-        elif weights["lambda_g"] > 0:
+        if laplacian is None:
             weights["lambda_g"] = 0.0  # no graph over these samples: the term is absent
+        graph = _graph_laplacian(laplacian, X) if weights["lambda_g"] > 0 else None
         return energy_terms(X.mT, Z.mT, self.D_, self.E_, **weights, laplacian=graph)
 
     def __sklearn_tags__(self):

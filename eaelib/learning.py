@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -162,6 +162,22 @@ class DivergenceError(FloatingPointError):
     """
 
     def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
+
+
+class SourceError(RuntimeError):
+    """A batch source failed for good (e.g. a Dask task after its retries); ``result`` holds what was learned.
+
+    Parameters
+    ----------
+    message : str
+        What failed.
+    result : LearningResult, optional
+        Learning up to the last completed epoch.
+    """
+
+    def __init__(self, message, result=None):
         super().__init__(message)
         self.result = result
 
@@ -511,6 +527,40 @@ def learn(
     return drive(
         result, advance, lambda: (current["terms"], current["gaps"]), max_iter=max_outer, rtol=rtol, callback=callback
     )
+
+
+#: The histories of a fit (the estimator's fitted attributes), which a warm start continues.
+HISTORIES = ("energy_history_", "inner_history_", "certificate_history_", "history_iterations_", "n_iter_")
+
+
+def histories(result, previous=None):
+    """The histories of ``result``, continuing ``previous`` when ``result`` starts where it stopped.
+
+    Parameters
+    ----------
+    result : LearningResult
+        A fit's result.
+    previous : dict, optional
+        The histories (names of :data:`HISTORIES`) of the fit that this one warm-started from. When
+        ``result``'s first energy is that fit's last (the same data, from where it stopped), the two make
+        one history, with iterations counted on; otherwise ``result``'s alone are returned.
+
+    Returns
+    -------
+    dict
+        :data:`HISTORIES`, and ``objective_history_`` (the total energies).
+    """
+    energy, inner, n_iter = result.energy, result.inner, result.n_iter
+    certificates, iterations = result.certificates, [0, *result.iterations]
+    if previous and energy[0]["total"] == previous["energy_history_"][-1]["total"]:
+        offset = previous["n_iter_"]
+        energy = previous["energy_history_"] + energy[1:]
+        inner = previous["inner_history_"] + [replace(trace, outer=trace.outer + offset) for trace in inner]
+        certificates = previous["certificate_history_"] + certificates
+        iterations = previous["history_iterations_"] + [k + offset for k in iterations[1:]]
+        n_iter += offset
+    values = (energy, inner, certificates, iterations, n_iter)
+    return {**dict(zip(HISTORIES, values, strict=True)), "objective_history_": [t["total"] for t in energy]}
 
 
 def stop_message(result, *, n_iter, rtol, max_outer, unit="outer iterations"):

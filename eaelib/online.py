@@ -30,7 +30,7 @@ from ._array import from_numpy, get_namespace, resolve_dtype, sq_norm, to_namesp
 from ._validation import check_random_state, model_namespace
 from .coordinate import coordinate_pass
 from .fista import fista, project_columns
-from .learning import CERTIFY_EVERY, LearningResult, drive
+from .learning import CERTIFY_EVERY, LearningResult, SourceError, drive
 from .subproblems import choose_code_solver, code_problem, code_step, energy_terms, newton_every, solve_ball
 
 Array = Any
@@ -523,22 +523,6 @@ def batches_in(n_batches, fraction):
     return max(1, math.ceil(fraction * n_batches))
 
 
-class SourceError(RuntimeError):
-    """A batch source failed for good (e.g. a Dask task after its retries); ``result`` holds what was learned.
-
-    Parameters
-    ----------
-    message : str
-        What failed.
-    result : LearningResult, optional
-        Learning up to the last completed epoch.
-    """
-
-    def __init__(self, message, result=None):
-        super().__init__(message)
-        self.result = result
-
-
 def learn_online(
     X,
     D,
@@ -650,6 +634,10 @@ def learn_online(
         result.converged, result.status = False, "failed"
         result.multipliers = dict(state.multipliers)
         exc.result = result
+        exc.args = (
+            f"{exc.args[0]}; the model holds the update of mini-batch {state.step} ({result.n_iter} complete epochs "
+            "in its histories)",
+        )
         raise
     result.multipliers = dict(state.multipliers)
     return result, state

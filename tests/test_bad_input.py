@@ -20,6 +20,7 @@ from eaelib import (
     EnergyAutoEncoder,
     GraphLaplacian,
     PatchStream,
+    SourceError,
     as_gray,
     extract_patches,
     image_files,
@@ -29,7 +30,6 @@ from eaelib import (
 )
 from eaelib import reconstruct_from_patches as rebuild
 from eaelib._base import ConvergenceWarning, DataConversionWarning, NotFittedError
-from eaelib.online import SourceError
 
 # Fits stopped at max_outer on purpose (short and fast): their ConvergenceWarning is expected, not the point.
 SHORT_FIT = pytest.mark.filterwarnings("ignore::eaelib._base.ConvergenceWarning")

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 import eaelib
-from eaelib import EnergyAutoEncoder, PatchStream
+from eaelib import EnergyAutoEncoder, PatchStream, SourceError
 from eaelib.distributed import batch_groups
-from eaelib.online import SourceError
 
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")

@@ -423,7 +423,7 @@ def test_float32_exact_codes_are_within_1e_3_lambda_s_of_optimal(barbara_patches
 
 @pytest.mark.parametrize("code_solver", ["lars", "fista"])
 def test_transform_with_a_progress_bar_codes_in_chunks_to_the_same_codes(code_solver, monkeypatch, capsys):
-    import eaelib.estimator
+    import eaelib.subproblems
 
     X = _energy_data()
     model = EnergyAutoEncoder(n_atoms=8, max_outer=3, random_state=0, code_solver=code_solver)
@@ -431,7 +431,7 @@ def test_transform_with_a_progress_bar_codes_in_chunks_to_the_same_codes(code_so
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X)
     whole = model.transform(X)
-    monkeypatch.setattr(eaelib.estimator, "_TRANSFORM_CHUNK", 7)  # so that a few samples make several chunks
+    monkeypatch.setattr(eaelib.subproblems, "EXACT_CHUNK", 7)  # so that a few samples make several chunks
     model.set_params(progress=True)
     chunked = model.transform(X)
     bar = capsys.readouterr().err

@@ -253,9 +253,9 @@ def test_denoise_with_added_noise(learned, image_path, tmp_path, capsys):
 
 
 def test_denoise_codes_every_other_patch_by_default_with_a_bar_over_the_codes(learned, image_path, tmp_path, capsys):
-    import eaelib.estimator
+    import eaelib.subproblems
 
-    eaelib.estimator._TRANSFORM_CHUNK, chunk = 100, eaelib.estimator._TRANSFORM_CHUNK  # a bar for 289 patches
+    eaelib.subproblems.EXACT_CHUNK, chunk = 100, eaelib.subproblems.EXACT_CHUNK  # a bar for 289 patches
     try:
         argv = ["denoise", str(learned / "model.npz"), str(image_path), "--sigma", "25"]
         assert main([*argv, "--out", str(tmp_path / "a"), "--json"]) == 0
@@ -263,7 +263,7 @@ def test_denoise_codes_every_other_patch_by_default_with_a_bar_over_the_codes(le
         assert main([*argv, "--out", str(tmp_path / "b"), "-q"]) == 0
         quiet = capsys.readouterr()
     finally:
-        eaelib.estimator._TRANSFORM_CHUNK = chunk
+        eaelib.subproblems.EXACT_CHUNK = chunk
     summary = json.loads(printed.out)
     assert summary["stride"] == 2 and summary["n_patches"] == 17 * 17  # 8 × 8 patches of a 40 × 40 image
     assert "exact codes: 100%" in printed.err and "289/289" in printed.err
@@ -516,7 +516,7 @@ def test_every_choice_option_offers_its_own_choices(image_path, tmp_path, capsys
 
 @COLOUR_NOTE_SHOWN
 def test_a_fit_that_fails_for_good_saves_what_it_learned_and_exits_1(image_folder, tmp_path, capsys, monkeypatch):
-    from eaelib.online import SourceError
+    from eaelib import SourceError
 
     fit = EnergyAutoEncoder.fit
 
