@@ -58,3 +58,23 @@ def require(module, purpose, extra="full"):
     except ImportError as exc:
         top = module.split(".")[0]
         raise ImportError(missing_message(purpose, [PACKAGES.get(top, top)], extra)) from exc
+
+
+def import_dask(purpose):
+    """``(dask, dask.array)``, or an ImportError naming Dask and distributed and the ``dask`` extra's install line.
+
+    Parameters
+    ----------
+    purpose : str
+        What needs them, the subject of the message, e.g. ``"PatchStream.to_dask"``.
+
+    Returns
+    -------
+    tuple of modules
+    """
+    if missing("dask"):
+        raise ImportError(missing_message(purpose, ["dask", "distributed"], extra="dask"))
+    import dask
+    import dask.array
+
+    return dask, dask.array

@@ -134,8 +134,8 @@ def centered_patches(image, patch_size=8, stride=1):
     --------
     >>> import numpy as np
     >>> from eaelib import centered_patches
-    >>> X, means = centered_patches(np.arange(16.0).reshape(4, 4), patch_size=2, stride=2)
-    >>> X[0].tolist(), means.ravel().tolist()
+    >>> X, means = centered_patches(np.arange(16.0).reshape(4, 4) / 16, patch_size=2, stride=2)
+    >>> (16 * X[0]).tolist(), (16 * means.ravel()).tolist()
     ([-2.5, -1.5, 1.5, 2.5], [2.5, 4.5, 10.5, 12.5])
     """
     return PatchLayout(patch_size, stride, centered=True).extract(image)
@@ -156,34 +156,28 @@ def denoise(
     """Denoise ``image`` by coding every patch with ``model`` and averaging the overlapping patches.
 
     Every ``patch_size × patch_size`` patch at a multiple of ``stride`` is taken and its mean removed
-    (:func:`centered_patches`); the centred patches are coded by ``model.transform`` and rebuilt by
-    ``model.inverse_transform``; the means are added back, and the image is the average of the patches
-    covering each pixel (:func:`~eaelib.patches.reconstruct_from_patches`). Applied to a clean image, the result
-    is the model's reconstruction of that image.
+    (:func:`centered_patches`), coded by ``model.transform`` and rebuilt by ``model.inverse_transform``, the
+    means added back; each pixel is the average of its patches (on a clean image: the model's reconstruction).
 
     Parameters
     ----------
     image : array, shape (height, width)
         Gray image (colour images are converted to luma, as by :func:`~eaelib.patches.extract_patches`).
     model : fitted estimator
-        Anything with ``transform(X)`` (codes, samples as rows) and ``inverse_transform(Z)``, trained on
-        mean-removed patches of ``patch_size²`` pixels: an :class:`~eaelib.EnergyAutoEncoder`, scikit-learn's
-        ``MiniBatchDictionaryLearning`` or ``SparseCoder``, or a :class:`LinearPatchFilter`. An
-        :class:`~eaelib.EnergyAutoEncoder` with ``progress=True`` shows a bar over the patches' exact codes.
+        Anything with ``transform(X)`` (codes, samples as rows) and ``inverse_transform(Z)``, trained on mean-removed
+        patches of ``patch_size²`` pixels: an :class:`~eaelib.EnergyAutoEncoder` (with ``progress=True``, a bar over
+        the codes), scikit-learn's ``MiniBatchDictionaryLearning`` or ``SparseCoder``, a :class:`LinearPatchFilter`.
     patch_size : int, default=8
         Side of the square patches, that of the model's atoms.
     stride : int, default=1
         Step between patches; 1 codes every overlapping patch. The patches must cover the image
         (``height − patch_size`` and ``width − patch_size`` multiples of ``stride``).
     method : str, optional
-        Passed as ``transform(X, method=method)`` when given: ``"exact"`` or ``"encoder"`` for an
-        :class:`~eaelib.EnergyAutoEncoder`.
+        Passed as ``transform(X, method=method)`` when given: ``"exact"`` or ``"encoder"`` for an EnergyAutoEncoder.
     center : bool, default=True
-        Remove each patch's mean before coding and add it back after, as the model was trained; False codes
-        the patches as they are, for a model learned from patches that were not centred.
+        Remove each patch's mean before coding, and add it back after; False for a model of uncentred patches.
     timings : dict, optional
-        If given, receives the seconds spent in ``"coding"`` (``transform``) and in ``"reconstruction"``
-        (``inverse_transform``, adding the means back and averaging), measured with :func:`time.perf_counter`.
+        Receives the seconds (:func:`time.perf_counter`) of ``"coding"`` (``transform``) and ``"reconstruction"``.
     return_codes : bool, default=False
         Also return the codes of the centred patches, as ``transform`` gave them.
     **transform_params
@@ -194,8 +188,7 @@ def denoise(
     image : array, shape (height, width)
         The denoised image, in the library and dtype of the model's reconstructions; not clipped.
     codes : array, shape (n_patches, n_atoms)
-        Only with ``return_codes=True``: one row per patch, in the order of
-        :func:`~eaelib.patches.extract_patches`.
+        Only with ``return_codes=True``: one row per patch, in the order of :func:`~eaelib.patches.extract_patches`.
 
     Raises
     ------
@@ -208,8 +201,7 @@ def denoise(
     >>> from sklearn.decomposition import SparseCoder
     >>> from eaelib import dct_dictionary, denoise
     >>> image = np.add.outer(np.linspace(0, 1, 16), np.linspace(0, 1, 16)) / 2
-    >>> # an orthonormal basis and no threshold: the image comes back
-    >>> basis = dct_dictionary(4, 16).T
+    >>> basis = dct_dictionary(4, 16).T  # an orthonormal basis and no threshold: the image comes back
     >>> coder = SparseCoder(basis, transform_algorithm="threshold", transform_alpha=0.0)
     >>> bool(np.allclose(denoise(image, coder, patch_size=4), image))
     True
@@ -218,8 +210,7 @@ def denoise(
     stride = check_scalar(stride, "stride", kind="int", low=1)
     patches, means = PatchLayout(patch_size, stride, centered=bool(center)).extract(image)
     image_shape = tuple(int(s) for s in getattr(image, "shape", np.shape(image)))[:2]
-    if method is not None:
-        transform_params["method"] = method
+    transform_params |= {} if method is None else {"method": method}
     start = time.perf_counter()
     codes = model.transform(patches, **transform_params)
     middle = time.perf_counter()
@@ -228,8 +219,7 @@ def denoise(
         rebuilt = rebuilt + to_namespace(means, get_namespace(rebuilt), dtype=rebuilt.dtype, device=rebuilt.device)
     result = reconstruct_from_patches(rebuilt, image_shape, patch_size, stride)
     if timings is not None:
-        timings["coding"] = middle - start
-        timings["reconstruction"] = time.perf_counter() - middle
+        timings.update(coding=middle - start, reconstruction=time.perf_counter() - middle)
     return (result, codes) if return_codes else result
 
 

@@ -36,23 +36,13 @@ import threading
 import numpy as np
 
 from ._array import backend_name, dtype_name, get_namespace, resolve_dtype, to_namespace, to_numpy
-from ._optional import missing, missing_message
+from ._optional import import_dask, missing, missing_message
 from ._validation import model_namespace
 from .learning import SourceError
 from .online import Statistics, absorb, batches_in, certify, evaluation_sums, resample_unused
 
 #: Retries of a task on the distributed scheduler (another worker takes it when one dies).
 RETRIES = 3
-
-
-def _import_dask(what="the Dask fit"):
-    """``(dask, dask.array)``, or an ImportError that says what to install."""
-    if missing("dask"):
-        raise ImportError(missing_message(what, ["dask", "distributed"], extra="dask"))
-    import dask
-    import dask.array as da
-
-    return dask, da
 
 
 def batch_groups(chunk_sizes, batch_size):
@@ -207,7 +197,7 @@ class DaskSource:
     """
 
     def __init__(self, X, batch_size, shuffle, xp, dtype, device=None, retries=RETRIES):
-        dask, _ = _import_dask()
+        dask, _ = import_dask("the Dask fit")
         self._dask = dask
         if X.ndim != 2:
             raise ValueError(f"X must be a 2-D dask array of shape (n_samples, n_features), got shape {X.shape}")

@@ -263,6 +263,24 @@ def knn_laplacian(X, n_neighbors=10, *, normalized=False, symmetrize="union", ch
     >>> bool(np.allclose(L.sum(axis=1), 0))
     True
     """
+    xp, X, n_neighbors, chunk_size = _check_knn(X, n_neighbors, symmetrize, chunk_size)
+    N = X.shape[0]
+    array, sparse = _sparse_library(xp)  # fail before the work for namespaces without sparse matrices
+
+    indices, similarities = _nearest_neighbors(xp, X, n_neighbors, min(chunk_size, N))
+    weights = xp.reshape(xp.clip(similarities, 0.0, 1.0), (-1,))  # |cosine| ≤ 1 but for rounding
+    sources = xp.arange(N, device=array_api_compat.device(X))[:, None]
+    rows = xp.reshape(xp.broadcast_to(sources, (N, n_neighbors)), (-1,))
+    csr = sparse.csr_array if hasattr(sparse, "csr_array") else sparse.csr_matrix
+    directed = csr((weights, (rows, xp.reshape(indices, (-1,)))), shape=(N, N))
+    transposed = directed.T.tocsr()
+    W = directed.maximum(transposed) if symmetrize == "union" else directed.minimum(transposed)
+    W.eliminate_zeros()
+    return _laplacian(array, csr, W, normalized)
+
+
+def _check_knn(X, n_neighbors, symmetrize, chunk_size):
+    """``(xp, X, n_neighbors, chunk_size)`` of :func:`knn_laplacian`, checked."""
     xp, X = check_array(X, name="X")
     N = X.shape[0]
     if N < 2:
@@ -272,19 +290,12 @@ def knn_laplacian(X, n_neighbors=10, *, normalized=False, symmetrize="union", ch
         raise ValueError(f"symmetrize must be one of {SYMMETRIZATIONS}, got {symmetrize!r}")
     if chunk_size is None:
         chunk_size = max(1, min(N, _CHUNK_ENTRIES // N))
-    chunk_size = check_scalar(chunk_size, "chunk_size", kind="int", low=1)
-    array, sparse = _sparse_library(xp)  # fail before the work for namespaces without sparse matrices
+    return xp, X, n_neighbors, check_scalar(chunk_size, "chunk_size", kind="int", low=1)
 
-    indices, similarities = _nearest_neighbors(xp, X, n_neighbors, min(chunk_size, N))
-    weights = xp.reshape(xp.clip(similarities, 0.0, 1.0), (-1,))  # |cosine| ≤ 1 but for rounding
-    sources = xp.arange(N, device=array_api_compat.device(X))[:, None]
-    rows = xp.reshape(xp.broadcast_to(sources, (N, n_neighbors)), (-1,))
-    cols = xp.reshape(indices, (-1,))
-    csr = sparse.csr_array if hasattr(sparse, "csr_array") else sparse.csr_matrix
-    directed = csr((weights, (rows, cols)), shape=(N, N))
-    transposed = directed.T.tocsr()
-    W = directed.maximum(transposed) if symmetrize == "union" else directed.minimum(transposed)
-    W.eliminate_zeros()
+
+def _laplacian(array, csr, W, normalized):
+    """The Laplacian of the symmetric sparse weights ``W``, in ``csr`` format, ``array`` its dense library."""
+    N = W.shape[0]
     degree = array.reshape(array.asarray(W.sum(axis=1)), (-1,))
     W = W.tocoo()
     w_rows, w_cols, w = W.row, W.col, W.data

@@ -268,36 +268,13 @@ def read_model(path, param_names):
     label = _label(path)
     not_ours = f"{label} is not an eaelib model file"
     arrays = _read_arrays(path, not_ours)
-    if "format_version" not in arrays:
-        raise ValueError(f"{not_ours}: it has no format_version")
-    found = arrays["format_version"]
-    if found.shape != () or found.dtype.kind not in "iu":
-        raise ValueError(f"{not_ours}: its format_version is not an integer")
-    version = int(found)
-    writer = _writer(arrays)
-    if version not in READABLE_VERSIONS:
-        older = " and ".join(str(v) for v in READABLE_VERSIONS if v != FORMAT_VERSION)
-        advice = ": upgrade eaelib to read it" if version > FORMAT_VERSION else ""
-        raise ValueError(
-            f"cannot read {label}: written by {writer} in format_version {version}, but this eaelib "
-            f"({__version__}) reads format_version {FORMAT_VERSION} (and {older}){advice}"
-        )
+    version, writer = _format_version(arrays, label, not_ours)
     param_names = list(param_names)
     expected = _expected_keys(param_names, version)
     if version < 3:
         param_names = [name for name in param_names if name not in PARAMS_SINCE_3]
     optional = set(PATCH_KEYS) if version >= 2 else set()
-    missing, extra = sorted(expected - arrays.keys()), sorted(arrays.keys() - expected - optional)
-    present = [key for key in PATCH_KEYS if key in arrays]
-    if present and len(present) < len(PATCH_KEYS):
-        missing += sorted(set(PATCH_KEYS) - set(present))
-    if missing or extra:
-        problems = []
-        if missing:
-            problems.append(f"missing arrays: {', '.join(missing)}")
-        if extra:
-            problems.append(f"unexpected arrays: {', '.join(extra)}")
-        raise ValueError(f"{not_ours} of format_version {version}: {'; '.join(problems)}")
+    present = _check_keys(arrays, expected, optional, f"{not_ours} of format_version {version}")
     try:
         params = {name: _decode_param(name, arrays[PARAM_PREFIX + name]) for name in param_names}
         D, E = arrays["D_"], arrays["E_"]
@@ -331,6 +308,40 @@ def read_model(path, param_names):
             stacklevel=3,
         )
     return params, fitted, patch_layout
+
+
+def _format_version(arrays, label, not_ours):
+    """``(version, writer)`` of a model file's arrays; ValueError for a version this eaelib cannot read."""
+    if "format_version" not in arrays:
+        raise ValueError(f"{not_ours}: it has no format_version")
+    found = arrays["format_version"]
+    if found.shape != () or found.dtype.kind not in "iu":
+        raise ValueError(f"{not_ours}: its format_version is not an integer")
+    version, writer = int(found), _writer(arrays)
+    if version not in READABLE_VERSIONS:
+        older = " and ".join(str(v) for v in READABLE_VERSIONS if v != FORMAT_VERSION)
+        advice = ": upgrade eaelib to read it" if version > FORMAT_VERSION else ""
+        raise ValueError(
+            f"cannot read {label}: written by {writer} in format_version {version}, but this eaelib "
+            f"({__version__}) reads format_version {FORMAT_VERSION} (and {older}){advice}"
+        )
+    return version, writer
+
+
+def _check_keys(arrays, expected, optional, not_ours):
+    """The patch-layout keys present (all or none); ValueError naming missing and unexpected arrays."""
+    missing, extra = sorted(expected - arrays.keys()), sorted(arrays.keys() - expected - optional)
+    present = [key for key in PATCH_KEYS if key in arrays]
+    if present and len(present) < len(PATCH_KEYS):
+        missing += sorted(set(PATCH_KEYS) - set(present))
+    if missing or extra:
+        problems = []
+        if missing:
+            problems.append(f"missing arrays: {', '.join(missing)}")
+        if extra:
+            problems.append(f"unexpected arrays: {', '.join(extra)}")
+        raise ValueError(f"{not_ours}: {'; '.join(problems)}")
+    return present
 
 
 def _writer(arrays):

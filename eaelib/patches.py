@@ -165,7 +165,7 @@ class PatchLayout:
     >>> import numpy as np
     >>> from eaelib import PatchLayout
     >>> layout = PatchLayout(2, 2, centered=True)
-    >>> image = np.arange(16.0).reshape(4, 4)
+    >>> image = np.arange(16.0).reshape(4, 4) / 16  # gray values in [0, 1]
     >>> X, means = layout.extract(image)
     >>> bool(np.allclose(layout.rebuild(X, means, image.shape), image))
     True

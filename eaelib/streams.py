@@ -185,11 +185,11 @@ class PatchStream:
     >>> rng = np.random.default_rng(0)
     >>> images = [rng.random((20, 30)), rng.random((16, 16, 3))]  # gray, colour
     >>> stream = PatchStream(images, size=8, stride=4, random_state=0)
-    >>> stream.n_patches, len(stream)
-    (24, 1)
+    >>> stream.n_patches, len(stream)  # 4 × 6 patches of the first image, 3 × 3 of the second
+    (33, 1)
     >>> batch = next(iter(stream))
     >>> batch.shape
-    (24, 64)
+    (33, 64)
     """
 
     def __init__(
@@ -449,9 +449,9 @@ class PatchStream:
         ImportError
             If Dask is not installed (the ``dask`` extra).
         """
-        from .distributed import _import_dask
+        from ._optional import import_dask
 
-        dask, da = _import_dask("PatchStream.to_dask")
+        dask, da = import_dask("PatchStream.to_dask")
         k = check_scalar(chunks_per_batch, "chunks_per_batch", kind="int", low=1)
         sources = [dask.delayed(s) if isinstance(s, np.ndarray) else s for s in self.images]
         spec = self._cutting_spec()

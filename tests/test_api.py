@@ -27,6 +27,8 @@ import inspect
 import re
 from pathlib import Path
 
+import pytest
+
 # A test dependency (pyproject.toml's test extra), imported outright: a skip would hide failing docstrings.
 from numpydoc.validate import validate
 
@@ -227,3 +229,21 @@ def test_every_docstring_passes_numpydoc_validation():
             failures[name] = errors
     report = "\n".join(f"{name}: {code} {message}" for name, errors in failures.items() for code, message in errors)
     assert not failures, f"{len(failures)} docstrings fail numpydoc's validation:\n{report}"
+
+
+# Modules whose examples need an optional package (a test skips them by name where it is missing).
+EXAMPLE_NEEDS = {"denoising": "sklearn"}
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in Path(eaelib.__file__).parent.glob("*.py")))
+def test_every_docstring_example_runs(module):
+    """The examples are what a reader copies: each runs, shows what it says, and warns of nothing."""
+    import doctest
+    import importlib
+
+    if module == "__main__":
+        pytest.skip("the entry point's docstring is its usage, not an example")
+    if module in EXAMPLE_NEEDS:
+        pytest.importorskip(EXAMPLE_NEEDS[module], reason=f"eaelib.{module}'s examples use {EXAMPLE_NEEDS[module]}")
+    failures, _ = doctest.testmod(importlib.import_module(f"eaelib.{module}"), optionflags=doctest.ELLIPSIS)
+    assert failures == 0, f"eaelib.{module}: {failures} example(s) failed (doctest's report above)"

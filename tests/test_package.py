@@ -180,3 +180,57 @@ def test_submodules_are_attributes_as_after_an_eager_import():
     code = "import eaelib\nprint(eaelib.image.DATA_DIR.name, eaelib.plot.__name__, eaelib.original.__name__)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout.split() == ["data", "eaelib.plot", "eaelib.original"], result.stderr
+
+
+# The layers of eaelib, bottom first: a module imports from its own layer and the layers below, never above.
+LAYERS = (
+    ("foundation", {"_version", "_base", "_optional", "_array", "_dask_worker"}),
+    ("checks", {"_validation", "_progress"}),
+    ("images and data", {"image", "patches", "synthetic", "graph", "analysis", "denoising"}),
+    ("solvers", {"homotopy", "active_set", "coordinate", "fista", "dual"}),
+    ("subproblems", {"subproblems"}),
+    ("learning", {"learning", "original"}),
+    ("online and sources", {"online", "streams", "distributed", "sources"}),
+    ("estimator", {"_parameters", "estimator"}),
+    ("files and figures", {"model_io", "plot"}),
+    ("command line", {"_cli", "_cli_learn", "__main__"}),
+)
+# Where a function may be long: the numerical algorithms, written out step by step.
+SOLVERS = {"homotopy", "active_set", "coordinate", "fista", "dual", "subproblems", "learning", "online"}
+MAX_FUNCTION_LINES = 80
+
+
+def test_every_module_imports_only_its_layer_and_the_layers_below():
+    rank = {module: k for k, (_, modules) in enumerate(LAYERS) for module in modules}
+    unplaced = sorted(set(MODULES) - set(rank) - {"__init__"})
+    assert not unplaced, f"modules in no layer (place them in LAYERS): {unplaced}"
+    upward = [
+        f"{module} ({LAYERS[rank[module]][0]}) imports {target} ({LAYERS[rank[target]][0]})"
+        for module in MODULES
+        if module != "__init__"
+        for target in sorted(_imports(module) - {"__init__"})
+        if rank[target] > rank[module]
+    ]
+    assert not upward, "imports up the layers:\n" + "\n".join(upward)
+
+
+def test_no_function_outside_the_solvers_is_longer_than_80_lines():
+    long = []
+    for module in sorted(set(MODULES) - SOLVERS):
+        tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1  # docstring included
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{module}.{node.name}: {lines} lines")
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines (split them): {long}"
+
+
+def test_no_private_name_is_imported_from_another_module():
+    private = []
+    for module in MODULES:
+        for node in ast.walk(ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                names = [a.name for a in node.names if a.name.startswith("_") and not a.name.endswith("__")]
+                private += [f"{module} imports {node.module}.{name}" for name in names]
+    assert not private, private
