@@ -60,13 +60,20 @@ def resolve_dtype(xp, dtype, current=None):
     return getattr(xp, name)
 
 
-def to_numpy(x):
-    """Copy-free where possible conversion of any supported array to NumPy."""
+def is_array(x):
+    """Whether ``x`` is an array of an array library (NumPy, CuPy, array-api-strict, ...): not a list or scalar."""
+    return array_api_compat.is_array_api_obj(x)
+
+
+def to_numpy(x, dtype=None):
+    """Copy-free where possible conversion of any supported array to NumPy (of ``dtype``, if given)."""
     if isinstance(x, np.ndarray):
-        return x
-    if array_api_compat.is_cupy_array(x):
-        return x.get()
-    return np.from_dlpack(x)
+        out = x
+    elif array_api_compat.is_cupy_array(x):
+        out = x.get()
+    else:
+        out = np.from_dlpack(x)
+    return out if dtype is None else out.astype(dtype, copy=False)
 
 
 def from_numpy(xp, x, dtype=None, device=None):

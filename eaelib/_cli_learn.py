@@ -33,6 +33,7 @@ from .estimator import EnergyAutoEncoder
 from .learning import SourceError
 from .model_io import save_model
 from .patches import PatchLayout
+from .subproblems import ENERGY_TERMS
 
 FIGURES = ("convergence.png", "inner.png", "atoms.png", "norms.png", "codes.png")
 PATCH_SIZE = 12  # learn's default patch side, as extract_patches'
@@ -425,7 +426,7 @@ def _learn_lines(s):
     lines += [
         f"outer iterations: {s['n_iter']}{more} ({state}, rtol={p['rtol']:g}, max_outer={p['max_outer']})",
         *energy,
-        *(f"  {term:<9} {s['energy'][term]:.6g}" for term in ("data", "encoder", "sparsity")),
+        *(f"  {term:<9} {s['energy'][term]:.6g}" for term in ENERGY_TERMS[:3]),
         f"energy history monotone: {'yes' if s['monotone'] else 'NO'}",
         f"largest constraint violation (max column norm − 1): {s['constraint_violation']:.3g}",
     ]

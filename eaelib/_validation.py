@@ -7,10 +7,9 @@ import textwrap
 import warnings
 from dataclasses import MISSING, dataclass, field, fields
 
-import array_api_compat
 import numpy as np
 
-from ._array import DTYPES, backend_namespace, dtype_name, get_namespace, resolve_dtype, to_namespace
+from ._array import DTYPES, backend_namespace, dtype_name, get_namespace, is_array, resolve_dtype, to_namespace
 from ._base import DataConversionWarning
 
 #: Key of a parameter's :class:`ParamSpec` in its dataclass field's metadata.
@@ -32,12 +31,22 @@ def check_random_state(random_state, name="random_state"):
 
 
 def check_array(
-    x, *, name="X", ndim=2, xp=None, device=None, dtype=None, min_samples=1, shape_hint="(n_samples, n_features)"
+    x,
+    *,
+    name="X",
+    ndim=2,
+    xp=None,
+    device=None,
+    dtype=None,
+    min_samples=1,
+    min_features=1,
+    shape_hint="(n_samples, n_features)",
 ):
     """Return ``(xp, array)``: ``x`` as a finite floating array of namespace ``xp``.
 
     ``x`` may be any supported array, or anything NumPy turns into a numeric
-    array (lists, pandas frames). ``xp=None`` keeps the namespace of ``x``,
+    array (lists, pandas frames), of ``ndim`` dimensions (None: any; then
+    ``min_samples`` is not checked). ``xp=None`` keeps the namespace of ``x``,
     and an ``x`` of another namespace is converted to ``xp`` (on ``device``
     where given: that of a fitted model); ``dtype=None`` keeps a floating
     dtype and turns others into float64.
@@ -47,7 +56,7 @@ def check_array(
             f"Sparse input is not supported: {name} must be a dense array of shape {shape_hint}; "
             f"densify it with {name}.toarray() first"
         )
-    if array_api_compat.is_array_api_obj(x) and not isinstance(x, np.ndarray):
+    if is_array(x) and not isinstance(x, np.ndarray):
         source_xp = get_namespace(x)
     else:
         try:
@@ -66,7 +75,7 @@ def check_array(
         xp = source_xp
     if xp is not source_xp or device is not None:
         x = to_namespace(x, xp, device=device)
-    if x.ndim != ndim:
+    if ndim is not None and x.ndim != ndim:
         hint = ""
         if ndim == 2 and x.ndim == 1 and "n_features" in shape_hint:
             hint = (
@@ -81,9 +90,9 @@ def check_array(
     target = resolve_dtype(xp, dtype, x.dtype)
     if x.dtype != target:
         x = xp.astype(x, target)
-    if x.shape[0] < min_samples:
+    if ndim is not None and x.shape[0] < min_samples:
         raise ValueError(f"{name} must have at least {min_samples} sample(s) (rows), got shape {tuple(x.shape)}")
-    if ndim == 2 and x.shape[1] < 1:
+    if ndim == 2 and x.shape[1] < min_features:
         raise ValueError(
             f"{name} must have at least 1 feature (column): found 0 feature(s) (shape={tuple(x.shape)}) "
             "while a minimum of 1 is required."
@@ -97,7 +106,7 @@ def model_namespace(backend, x):
     """Namespace for a fit: the one called ``backend``, or that of ``x`` when None."""
     if backend is not None:
         return backend_namespace(backend)
-    if array_api_compat.is_array_api_obj(x) and not isinstance(x, np.ndarray):
+    if is_array(x) and not isinstance(x, np.ndarray):
         return get_namespace(x)
     return get_namespace(np.empty(0))
 

@@ -12,36 +12,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import array_api_compat
-import numpy as np
-
 from ._array import get_namespace
-from ._validation import check_scalar
+from ._validation import check_array, check_scalar
 
 Array = Any
-
-
-def _as_array(x, name):
-    """``x`` as a real floating array of its own library (NumPy for lists and other array-likes)."""
-    if not array_api_compat.is_array_api_obj(x) or isinstance(x, np.ndarray):
-        x = np.asarray(x)
-        if x.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
-        if x.dtype.kind != "f":
-            x = x.astype(np.float64)
-    xp = get_namespace(x)
-    if not xp.isdtype(x.dtype, "real floating"):
-        if xp.isdtype(x.dtype, "complex floating"):
-            raise ValueError(f"{name} must be real, got dtype {x.dtype}")
-        x = xp.astype(x, xp.float64)
-    return xp, x
-
-
-def _check_2d(x, name, shape_hint):
-    xp, x = _as_array(x, name)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array of shape {shape_hint}, got shape {tuple(x.shape)}")
-    return xp, x
 
 
 def psnr(reference, estimate, data_range=1.0):
@@ -78,8 +52,8 @@ def psnr(reference, estimate, data_range=1.0):
     20.0
     """
     data_range = check_scalar(data_range, "data_range", low=0.0, low_inclusive=False)
-    xp, reference = _as_array(reference, "reference")
-    _, estimate = _as_array(estimate, "estimate")
+    xp, reference = check_array(reference, name="reference", ndim=None)
+    _, estimate = check_array(estimate, name="estimate", ndim=None)
     if tuple(reference.shape) != tuple(estimate.shape):
         raise ValueError(
             f"reference and estimate must have the same shape, got {tuple(reference.shape)} and {tuple(estimate.shape)}"
@@ -174,7 +148,7 @@ def code_sparsity(Z, tol=0.0):
     (0.5, [1, 2], [1, 2, 0], 2)
     """
     tol = check_scalar(tol, "tol", low=0.0)
-    xp, Z = _check_2d(Z, "Z", "(n_samples, n_atoms)")
+    xp, Z = check_array(Z, name="Z", shape_hint="(n_samples, n_atoms)", min_samples=0, min_features=0)
     n_samples, n_atoms = (int(s) for s in Z.shape)
     nonzero = xp.astype(xp.abs(Z) > tol, xp.int64)
     per_sample = xp.sum(nonzero, axis=1)
@@ -185,8 +159,8 @@ def code_sparsity(Z, tol=0.0):
 
 
 def _check_pair(D, E):
-    xp, D = _check_2d(D, "D", "(n_features, n_atoms)")
-    _, E = _check_2d(E, "E", "(n_atoms, n_features)")
+    xp, D = check_array(D, name="D", shape_hint="(n_features, n_atoms)", min_samples=0, min_features=0)
+    _, E = check_array(E, name="E", shape_hint="(n_atoms, n_features)", min_samples=0, min_features=0)
     get_namespace(D, E)
     if tuple(E.shape) != (D.shape[1], D.shape[0]):
         raise ValueError(
@@ -303,7 +277,7 @@ def atom_coherence(D):
     >>> atom_coherence(D).round(4).tolist()
     [0.7071, 0.7071, 0.7071]
     """
-    xp, D = _check_2d(D, "D", "(n_features, n_atoms)")
+    xp, D = check_array(D, name="D", shape_hint="(n_features, n_atoms)", min_samples=0, min_features=0)
     m = D.shape[1]
     norms = xp.linalg.vector_norm(D, axis=0)
     nonzero = norms > 0

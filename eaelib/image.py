@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._array import get_namespace, to_numpy
+from ._array import get_namespace, is_array, to_numpy
 from ._optional import require
 
 #: The package's data folder (package data: it ships in the wheel and travels with a copied
@@ -128,7 +128,7 @@ def as_gray(image):
         likely 8-bit pixel values (0–255) stored as floats, where eaelib's
         images, noise levels and weights assume [0, 1].
     """
-    if not hasattr(image, "__array_namespace__") and not isinstance(image, np.ndarray):
+    if not is_array(image):
         image = np.asarray(image)
     xp = get_namespace(image)
     if image.ndim not in (2, 3):
@@ -186,7 +186,7 @@ def save_image(path, image):
         (a reconstruction may overshoot) are clipped, then rounded to 0–255.
     """
     Image = require("PIL.Image", "save_image")
-    pixels = np.clip(np.asarray(to_numpy(image), dtype=np.float64), 0.0, 1.0)
+    pixels = np.clip(to_numpy(image, dtype=np.float64), 0.0, 1.0)
     if pixels.ndim != 2:
         raise ValueError(f"image must have shape (height, width), got shape {pixels.shape}")
     Image.fromarray(np.round(255 * pixels).astype(np.uint8)).save(path)

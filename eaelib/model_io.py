@@ -45,6 +45,7 @@ from ._validation import check_params
 from ._version import __version__
 from .estimator import EnergyAutoEncoder
 from .patches import PatchLayout
+from .subproblems import ENERGY_TERMS
 
 #: Version of the file layout written by :func:`write_model`.
 FORMAT_VERSION = 3
@@ -53,7 +54,6 @@ READABLE_VERSIONS = (1, 2, 3)
 #: Hyper-parameters that files before format 3 lack: they are read as the estimator's defaults.
 PARAMS_SINCE_3 = ("code_solver", "certify_every")
 #: Terms of ``energy_history_``, each stored as ``energy_<term>``.
-ENERGY_TERMS = ("data", "encoder", "sparsity", "graph", "total")
 PARAM_PREFIX = "param_"
 _GENERATOR_TAG = "numpy.random.Generator"
 # Bit generators a stored Generator may name: the file never picks an arbitrary attribute.
@@ -166,8 +166,8 @@ def write_model(path, params, fitted, patch_layout=None):
         If a hyper-parameter is of a type that cannot be stored without pickle.
     """
     arrays = {
-        "D_": np.asarray(to_numpy(fitted["D_"])),
-        "E_": np.asarray(to_numpy(fitted["E_"])),
+        "D_": to_numpy(fitted["D_"]),
+        "E_": to_numpy(fitted["E_"]),
         "objective_history_": np.asarray(fitted["objective_history_"], dtype=np.float64),
         "history_iterations_": np.asarray(fitted["history_iterations_"], dtype=np.int64),
         "n_iter_": np.array(int(fitted["n_iter_"]), dtype=np.int64),
@@ -537,7 +537,7 @@ def write_codes(path, image_codes):
     """
     layout = image_codes.layout
     arrays = {
-        "codes": np.asarray(to_numpy(image_codes.codes)),
+        "codes": to_numpy(image_codes.codes),
         "image_shape": np.array(image_codes.image_shape, dtype=np.int64),
         "patch_size": np.array(layout.size, dtype=np.int64),
         "patch_stride": np.array(layout.stride, dtype=np.int64),
@@ -545,7 +545,7 @@ def write_codes(path, image_codes):
         "method": np.array(image_codes.method),
     }
     if image_codes.means is not None:
-        arrays["means"] = np.asarray(to_numpy(image_codes.means))
+        arrays["means"] = to_numpy(image_codes.means)
     np.savez(path, **arrays)
 
 

@@ -31,7 +31,15 @@ from ._validation import check_random_state, model_namespace
 from .coordinate import coordinate_pass
 from .fista import fista, project_columns
 from .learning import CERTIFY_EVERY, LearningResult, SourceError, drive
-from .subproblems import choose_code_solver, code_problem, code_step, energy_terms, newton_every, solve_ball
+from .subproblems import (
+    ENERGY_TERMS,
+    choose_code_solver,
+    code_problem,
+    code_step,
+    energy_terms,
+    newton_every,
+    solve_ball,
+)
 
 Array = Any
 
@@ -388,7 +396,7 @@ def evaluation_sums(X, D, E, *, lambda_d, lambda_e, lambda_s, inner_rtol, max_in
     """One batch ``X`` (n × b) of :func:`evaluate`: its codes solved, its energy terms, Z-gap and sums."""
     weights = dict(lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s)
     res = batch_codes(X, D, E, **weights, rtol=inner_rtol, max_iter=max_inner, code_solver=code_solver)
-    terms = dict.fromkeys(("data", "encoder", "sparsity", "graph", "total"), 0.0)
+    terms = dict.fromkeys(ENERGY_TERMS, 0.0)
     for key, value in energy_terms(X, res.x, D, E, **weights).items():
         terms[key] += value
     gap_z = float(res.certificate[-1])  # the Z-step's duality gap at its codes, summed over the samples
@@ -419,7 +427,7 @@ def certify(sums, D, E, *, lambda_d, lambda_e):
 
 def zero_code_energy(batches, D, E, *, lambda_d, lambda_e, lambda_s):
     """The energy at ``(D, E)`` with zero codes, summed over ``batches``: where learning starts."""
-    terms = dict.fromkeys(("data", "encoder", "sparsity", "graph", "total"), 0.0)
+    terms = dict.fromkeys(ENERGY_TERMS, 0.0)
     for X in batches:
         zeros = get_namespace(X).zeros((D.shape[1], X.shape[1]), dtype=X.dtype, device=X.device)
         for key, value in energy_terms(X, zeros, D, E, lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s).items():

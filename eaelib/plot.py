@@ -16,9 +16,10 @@ import numpy as np
 
 from ._array import to_numpy
 from ._optional import require
+from .subproblems import ENERGY_TERMS
 
 #: Terms of the energy, in the order and colours they are drawn.
-TERMS = ("data", "encoder", "sparsity", "graph")
+TERMS = ENERGY_TERMS[:-1]  # the total is plotted on its own
 TERM_LABELS = {
     "data": "data  λ_d/2‖X − DZ‖²",
     "encoder": "encoder  λ_e/2‖Z − EX‖²",
@@ -189,7 +190,7 @@ def _atom_mosaic(D, patch_size=None, max_atoms=None):
 
     Returns ``(mosaic, (n_rows, n_cols))``. See :func:`plot_atoms` for the parameters.
     """
-    D = np.asarray(to_numpy(D))
+    D = to_numpy(D)
     if D.ndim != 2:
         raise ValueError(f"D must be a 2-D array of shape (n_features, n_atoms), got shape {D.shape}")
     height, width = _patch_shape(D.shape[0], patch_size)
@@ -235,7 +236,7 @@ def plot_atoms(D, patch_size=None, max_atoms=None):
     ValueError
         If ``patch_size`` does not match the number of rows of ``D``.
     """
-    D = np.asarray(to_numpy(D))
+    D = to_numpy(D)
     mosaic, (n_rows, n_cols) = _atom_mosaic(D, patch_size, max_atoms)
     n_shown = min(D.shape[1], max_atoms) if max_atoms is not None else D.shape[1]
     size = min(9.0, max(3.0, 0.45 * max(n_rows, n_cols)))
@@ -275,7 +276,7 @@ def plot_norms(model):
         (axes[0], model.D_, "atoms: columns of D", "atom"),
         (axes[1], model.E_, "encoder: columns of E", "feature (pixel)"),
     ):
-        norms = np.linalg.norm(np.asarray(to_numpy(matrix), dtype=np.float64), axis=0)
+        norms = np.linalg.norm(to_numpy(matrix, dtype=np.float64), axis=0)
         ax.plot(np.arange(norms.size), norms, "o", ms=3, color="C0", label="‖column‖₂")
         ax.axhline(1.0, color="C3", ls="--", lw=1, label="bound 1")
         ax.set_ylim(0, max(1.0, float(norms.max(initial=0.0))) * 1.08)
@@ -302,7 +303,7 @@ def plot_code_sparsity(Z):
         where non-zero), a histogram of the number of non-zeros per sample,
         and a bar chart of how many samples use each atom.
     """
-    Z = np.asarray(to_numpy(Z))
+    Z = to_numpy(Z)
     if Z.ndim != 2:
         raise ValueError(f"Z must be a 2-D array of shape (n_samples, n_atoms), got shape {Z.shape}")
     nonzero = Z != 0

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._array import is_array
 from ._optional import require
 from ._validation import check_array, check_random_state, check_scalar
 from .image import COLOUR_MODES, NAMED_IMAGES, as_gray, colour_note, load_image
@@ -217,7 +218,7 @@ class PatchStream:
         self.dtype = np.dtype(str(dtype))
         # One integer seeds every epoch: epoch k is shuffled by SeedSequence((seed, k)).
         self.seed = int(check_random_state(random_state).integers(2**63))
-        if isinstance(images, (str, os.PathLike, np.ndarray)) or hasattr(images, "__array_namespace__"):
+        if isinstance(images, (str, os.PathLike)) or is_array(images):
             images = [images]
         self.images, self.shapes, colour = [], [], []
         for k, image in enumerate(images):

@@ -597,6 +597,10 @@ def solve_ball(gram, b, c, W0, *, weight, rtol=1e-9, max_iter=None, solver="dual
     raise ValueError(f"solver must be one of {BALL_SOLVERS}, got {solver!r}")
 
 
+#: The energy's terms, as :func:`energy_terms` names them, and their sum.
+ENERGY_TERMS = ("data", "encoder", "sparsity", "graph", "total")
+
+
 def energy_terms(X, Z, D, E, *, lambda_d, lambda_e, lambda_s, lambda_g=0.0, laplacian=None):
     """The energy and each of its terms, evaluated directly (not from Gram products).
 

@@ -128,8 +128,8 @@ def encoder_dataset(n, m, N, random_state=None, *, max_norm=0.9):
 
 def _cosines(D, D_true):
     """|cos| between every true atom (rows) and every atom of ``D`` (columns); 0 for a zero atom."""
-    D = np.asarray(to_numpy(D), dtype=np.float64)
-    D_true = np.asarray(to_numpy(D_true), dtype=np.float64)
+    D = to_numpy(D, dtype=np.float64)
+    D_true = to_numpy(D_true, dtype=np.float64)
     if D.ndim != 2 or D_true.ndim != 2:
         raise ValueError(f"D and D_true must be 2-D (atoms as columns), got shapes {D.shape} and {D_true.shape}")
     if D.shape[0] != D_true.shape[0]:

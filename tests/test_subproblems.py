@@ -24,6 +24,9 @@ from oracles import normalized, with_singular_values
 from pyunlocbox import acceleration, functions, solvers
 
 import eaelib
+
+# The pyunlocbox adapter of the benchmarks (the original notebook's solver), one for both.
+from bench.original_approach import smooth_function, unit_columns_indicator
 from eaelib._base import HAVE_SKLEARN
 
 EXACT = {"rtol": -1.0, "max_iter": 300}
@@ -92,22 +95,12 @@ def code_energy(Z, X, D, E, lambda_d, lambda_e, lambda_s):
 
 def pyunlocbox_solve(value, gradient, non_smooth, x0, lipschitz):
     """Forward-backward with FISTA acceleration and step 1/L; returns (solution, objective)."""
-    smooth = functions.func()
-    smooth._eval = value
-    smooth._grad = gradient
     solver = solvers.forward_backward(step=1.0 / lipschitz, accel=acceleration.fista())
     # rtol=0 never fires; xtol stops once an iteration no longer moves the iterate.
-    ret = solvers.solve([smooth, non_smooth], x0, solver, rtol=0.0, xtol=1e-16, maxit=ORACLE_MAXIT, verbosity="NONE")
+    problem = [smooth_function(value, gradient), non_smooth]
+    ret = solvers.solve(problem, x0, solver, rtol=0.0, xtol=1e-16, maxit=ORACLE_MAXIT, verbosity="NONE")
     x = ret["sol"]
     return x, value(x) + non_smooth.eval(x)
-
-
-def column_ball():
-    """Indicator of {x : every column in the unit ℓ2 ball}, as a pyunlocbox function."""
-    g = functions.func()
-    g._eval = lambda x: 0.0
-    g._prox = lambda x, T: unit_columns(x)
-    return g
 
 
 def code_kkt_residual(Z, grad, lambda_s):
@@ -317,7 +310,7 @@ def test_dictionary_kkt_and_pyunlocbox(seed, n, m, lambda_d):
     assert active >= 1
     assert inactive >= 1
     lipschitz = lambda_d * np.linalg.eigvalsh(Z @ Z.T).max()
-    D_ref, objective = pyunlocbox_solve(value, gradient, column_ball(), D0, lipschitz)
+    D_ref, objective = pyunlocbox_solve(value, gradient, unit_columns_indicator(), D0, lipschitz)
     ball_kkt(D_ref, gradient(D_ref), 1e-3 * tol)  # the oracle converged
     assert rel(res.x, D_ref) <= AGREE
     assert abs(res.objective[-1] - objective) <= AGREE * objective
@@ -337,7 +330,7 @@ def test_encoder_kkt_and_pyunlocbox(seed, n, m, lambda_e):
     assert active >= 1
     assert inactive >= 1
     lipschitz = lambda_e * np.linalg.eigvalsh(X @ X.T).max()
-    E_ref, objective = pyunlocbox_solve(value, gradient, column_ball(), E0, lipschitz)
+    E_ref, objective = pyunlocbox_solve(value, gradient, unit_columns_indicator(), E0, lipschitz)
     ball_kkt(E_ref, gradient(E_ref), 1e-3 * tol)  # the oracle converged
     assert rel(res.x, E_ref) <= AGREE
     assert abs(res.objective[-1] - objective) <= AGREE * objective
