@@ -172,6 +172,7 @@ def _exit_at(block, folder, call):
     return block
 
 
+@pytest.mark.slow  # a cluster, a subprocess or real patches: seconds
 def test_a_local_cluster_of_two_workers_fits_the_in_memory_model(client, patches):
     reference = fit(patches)
     model = fit(da.from_array(patches, chunks=(CHUNK, -1)))
@@ -179,6 +180,7 @@ def test_a_local_cluster_of_two_workers_fits_the_in_memory_model(client, patches
     assert len(client.scheduler_info()["workers"]) == 2
 
 
+@pytest.mark.slow  # a cluster, a subprocess or real patches: seconds
 def test_a_worker_that_dies_mid_fit_is_replaced_and_the_fit_completes(client, patches, tmp_path):
     # Chunk computations: 2 for the start (the first batch), 6 for the initial energy, then epoch 1's
     # batches: the 12th is the second chunk of its second batch, mid-epoch.
@@ -195,6 +197,7 @@ def _ignores_sigint():
     return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
 
 
+@pytest.mark.slow  # a cluster, a subprocess or real patches: seconds
 def test_local_cluster_workers_ignore_ctrl_c_and_so_do_restarted_ones():
     # A terminal's Ctrl-C reaches every process of its group: the workers must leave it to the client.
     # The first workers are started with SIGINT ignored; restarted ones (after a worker died) by its preload.

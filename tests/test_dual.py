@@ -61,6 +61,7 @@ def test_real_patches_are_as_ill_conditioned_as_learning_sees_them(patches, dict
     assert np.linalg.cond(G) >= 1e5
 
 
+@pytest.mark.slow  # a cluster, a subprocess or real patches: seconds
 def test_dictionary_step_on_real_patches_matches_the_dual_oracle(dictionary_problem):
     G, B, c, D0 = dictionary_problem
     res = solve_ball_least_squares(G, B, c, D0, weight=10.0)

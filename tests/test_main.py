@@ -351,6 +351,7 @@ def test_resume_reports_the_saved_history_then_the_restart(learned, image_path, 
     assert "outer iterations: 1 more" in text
 
 
+@pytest.mark.slow  # a cluster, a subprocess or real patches: seconds
 def test_ctrl_c_saves_the_model_exits_130_and_resume_continues(image_path, tmp_path):
     out = tmp_path / "interrupted"
     argv = ["learn", str(image_path), "--out", str(out), *SMALL[:6], "--max-outer", "100000", "--rtol", "0"]
@@ -406,6 +407,7 @@ def image_folder(tmp_path_factory, image_path):
     return folder
 
 
+@pytest.mark.slow  # a cluster, a subprocess or real patches: seconds
 @COLOUR_NOTE_SHOWN
 def test_learn_streams_a_folder_and_more_images(image_folder, image_path, tmp_path, capsys):
     out = tmp_path / "many"
@@ -444,6 +446,7 @@ def test_learn_from_many_images_refuses_bad_input(image_folder, tmp_path, capsys
     assert not (tmp_path / "o").exists()  # nothing written before the input is known to be good
 
 
+@pytest.mark.slow  # a cluster, a subprocess or real patches: seconds
 @COLOUR_NOTE_SHOWN
 def test_learn_on_a_local_dask_cluster(image_folder, tmp_path, capsys):
     pytest.importorskip("distributed")
