@@ -134,7 +134,8 @@ def centered_patches(image, patch_size=8, stride=1):
     --------
     >>> import numpy as np
     >>> from eaelib import centered_patches
-    >>> X, means = centered_patches(np.arange(16.0).reshape(4, 4) / 16, patch_size=2, stride=2)
+    >>> image = np.arange(16.0).reshape(4, 4) / 16
+    >>> X, means = centered_patches(image, patch_size=2, stride=2)
     >>> (16 * X[0]).tolist(), (16 * means.ravel()).tolist()
     ([-2.5, -1.5, 1.5, 2.5], [2.5, 4.5, 10.5, 12.5])
     """
@@ -201,7 +202,7 @@ def denoise(
     >>> from sklearn.decomposition import SparseCoder
     >>> from eaelib import dct_dictionary, denoise
     >>> image = np.add.outer(np.linspace(0, 1, 16), np.linspace(0, 1, 16)) / 2
-    >>> basis = dct_dictionary(4, 16).T  # an orthonormal basis and no threshold: the image comes back
+    >>> basis = dct_dictionary(4, 16).T  # orthonormal: no threshold gives the image back
     >>> coder = SparseCoder(basis, transform_algorithm="threshold", transform_alpha=0.0)
     >>> bool(np.allclose(denoise(image, coder, patch_size=4), image))
     True

@@ -186,7 +186,7 @@ class PatchStream:
     >>> rng = np.random.default_rng(0)
     >>> images = [rng.random((20, 30)), rng.random((16, 16, 3))]  # gray, colour
     >>> stream = PatchStream(images, size=8, stride=4, random_state=0)
-    >>> stream.n_patches, len(stream)  # 4 × 6 patches of the first image, 3 × 3 of the second
+    >>> stream.n_patches, len(stream)  # 4 × 6 + 3 × 3 patches
     (33, 1)
     >>> batch = next(iter(stream))
     >>> batch.shape
