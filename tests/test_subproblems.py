@@ -103,6 +103,15 @@ def pyunlocbox_solve(value, gradient, non_smooth, x0, lipschitz):
     return x, value(x) + non_smooth.eval(x)
 
 
+def at_rounding_floor(res):
+    """A tight (rtol=0) solve ends converged, or stalled with a gap at rounding level: no step improves it.
+
+    Which of the two depends on the BLAS kernel's last bits (OPENBLAS_CORETYPE=Haswell stalled one at a gap
+    of 1.1e-10 of the objective); the KKT conditions and the oracle check the solution either way.
+    """
+    return res.converged or (res.status == "stalled" and res.certificate[-1] <= 1e-9 * abs(res.objective[-1]))
+
+
 def code_kkt_residual(Z, grad, lambda_s):
     """Largest violation of 0 ∈ ∇f(Z) + λ_s ∂‖Z‖₁, entry by entry."""
     on = Z != 0
@@ -224,7 +233,7 @@ def test_codes_satisfy_kkt(seed, n, m, N, lambda_d, lambda_e, frac):
     X, D, E = random_problem(seed, n, m, N)
     lambda_s = frac * (lambda_d + lambda_e)
     res = eaelib.solve_codes(X, D, E, lambda_d=lambda_d, lambda_e=lambda_e, lambda_s=lambda_s, **TIGHT)
-    assert res.converged
+    assert at_rounding_floor(res)
     grad = code_gradient(res.x, X, D, E, lambda_d, lambda_e)
     scale = lambda_s + np.abs(lambda_d * D.T @ X + lambda_e * E @ X).max()  # λ_s + |∇f(0)|
     assert code_kkt_residual(res.x, grad, lambda_s) <= 1e-6 * scale
@@ -305,7 +314,7 @@ def test_dictionary_kkt_and_pyunlocbox(seed, n, m, lambda_d):
     gradient = lambda M: lambda_d * (M @ Z - X) @ Z.T  # = M A − B with A = λ_d ZZᵀ, B = λ_d XZᵀ
     tol = 1e-6 * np.linalg.norm(lambda_d * X @ Z.T)
     res = eaelib.solve_dictionary(X, Z, D0, lambda_d=lambda_d, **TIGHT)
-    assert res.converged
+    assert at_rounding_floor(res)
     active, inactive = ball_kkt(res.x, gradient(res.x), tol)
     assert active >= 1
     assert inactive >= 1
@@ -325,7 +334,7 @@ def test_encoder_kkt_and_pyunlocbox(seed, n, m, lambda_e):
     gradient = lambda M: lambda_e * (M @ X - Z) @ X.T  # = M A − B with A = λ_e XXᵀ, B = λ_e ZXᵀ
     tol = 1e-6 * np.linalg.norm(lambda_e * Z @ X.T)
     res = eaelib.solve_encoder(X, Z, E0, lambda_e=lambda_e, **TIGHT)
-    assert res.converged
+    assert at_rounding_floor(res)
     active, inactive = ball_kkt(res.x, gradient(res.x), tol)
     assert active >= 1
     assert inactive >= 1
