@@ -85,7 +85,8 @@ def add_parser(commands, output):
         "--workers",
         type=number("int", 1),
         metavar="N",
-        help="learn on a local Dask cluster of N worker processes (one thread each)",
+        help="learn on a local Dask cluster of N worker processes (one thread each); on one machine this is "
+        "slower than one process (the README's Dask section says when a cluster pays)",
     )
     where.add_argument(
         "--scheduler",
