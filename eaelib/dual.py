@@ -13,8 +13,9 @@ Lagrangian is minimized by ``W(μ) = B (G + diag μ)⁻¹``, and the dual functi
 ``φ(μ) = −λ/2 (tr(B (G + diag μ)⁻¹ Bᵀ) + Σ μ_k) + λc/2`` is concave and
 smooth, of dimension the number of columns (Lee, Battle, Raina and Ng,
 "Efficient sparse coding algorithms", NIPS 2007). Projected Newton steps on
-it (Bertsekas, 1982) converge in a handful of iterations, each a factorization
-of a matrix the size of ``G``.
+it (Bertsekas, 1982) converge quadratically near the solution, each a
+factorization of a matrix the size of ``G``: a handful from the last
+multipliers, a few dozen at most from scratch on an ill-conditioned ``G``.
 
 The stop is a **duality gap**, ``P(W) − φ(μ) ≥ P(W) − min P``, written so that
 nothing cancels against ``c``: with ``R = W (G + diag μ) − B`` (zero up to

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -325,3 +326,13 @@ def test_page_renders_offline(page, server, browser):
     # code is formatted at 88 columns for this, book/ruff.toml).
     wide = browser.execute_script(_OVERFLOWS)
     assert not wide, f"{page}: wider than the column (" + "; ".join(wide) + ")"
+
+
+def test_the_prose_links_to_chapters_by_title_never_by_number():
+    # The build numbers the chapters (_toc.yml): "chapter 3" in the prose goes stale when a chapter is added.
+    numbered = []
+    for path in NOTEBOOKS:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        numbered += [f"{path.name}: {m}" for m in re.findall(r"\[[Cc]hapter \d+\w*\]\([^)]*\)", text)]
+    assert not numbered, numbered
