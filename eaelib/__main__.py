@@ -85,7 +85,6 @@ def _add_encode_parser(commands, output):
         "model", metavar="MODEL", type=Path, help=f"model file written by `eaelib learn` ({MODEL_FILE})"
     )
     encode.add_argument("image", metavar="IMAGE", help='image file or the name "barbara"')
-    encode.add_argument("--out", metavar="DIR", required=True, type=Path, help="output folder, created if needed")
     encode.add_argument(
         "--method",
         choices=TRANSFORM_METHODS,
@@ -106,7 +105,6 @@ def _add_reconstruct_parser(commands, output):
     reconstruct.add_argument(
         "codes", metavar="CODES", type=Path, help=f"codes file written by `eaelib encode` ({CODES_FILE})"
     )
-    reconstruct.add_argument("--out", metavar="DIR", required=True, type=Path, help="output folder, created if needed")
     reconstruct.add_argument(
         "--reference", metavar="IMAGE", help="image to compare the reconstruction with (PSNR), e.g. the encoded one"
     )
@@ -129,7 +127,6 @@ def _add_denoise_parser(commands, output):
     )
     denoise.add_argument("model", metavar="MODEL", type=Path, help="model file written by `eaelib learn`")
     denoise.add_argument("image", metavar="IMAGE", help='image file or the name "barbara"')
-    denoise.add_argument("--out", metavar="DIR", required=True, type=Path, help="output folder, created if needed")
     denoise.add_argument(
         "--sigma",
         type=number("real", 0.0),

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from ._array import DTYPES
 from ._optional import missing, missing_message
@@ -81,16 +82,20 @@ class Interrupted(Exception):
 # -- options ---------------------------------------------------------------------------------------------
 
 
+def _parse_number(text, kind):
+    """``text`` as a float (``kind="real"``) or an int (otherwise), or argparse's error saying which."""
+    try:
+        return float(text) if kind == "real" else int(text)
+    except ValueError:
+        expected = "a number" if kind == "real" else "an integer"
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
+
+
 def number(kind, low, *, what="value"):
     """argparse ``type``: the text as an ``"int"`` or ``"real"`` at least ``low``, checked by check_scalar."""
 
     def parse(text):
-        try:
-            value = float(text) if kind == "real" else int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"must be {'a number' if kind == 'real' else 'an integer'}, got {text!r}"
-            ) from None
+        value = _parse_number(text, kind)
         try:
             return check_scalar(value, what, kind=kind, low=low)
         except ValueError as exc:
@@ -103,11 +108,7 @@ def _parameter_type(name, spec):
     """argparse ``type`` for parameter ``name``: parse the text, then check it as the estimator would."""
 
     def parse(text):
-        try:
-            value = float(text) if spec.kind == "real" else int(text)
-        except ValueError:
-            expected = "a number" if spec.kind == "real" else "an integer"
-            raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
+        value = _parse_number(text, spec.kind)
         try:
             if spec.kind == "random_state":
                 check_random_state(value, name)
@@ -159,11 +160,13 @@ def model_params(args):
 
 
 def output_options():
-    """The parent parser of every command's output options: ``--quiet`` or ``--json``."""
+    """The parent parser of every command's output: the folder ``--out``, and ``--quiet`` or ``--json``."""
     output = argparse.ArgumentParser(add_help=False)
-    group = output.add_argument_group("output").add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (and no progress bar)")
-    group.add_argument("--json", action="store_true", help="print the summary as JSON instead of text")
+    group = output.add_argument_group("output")
+    group.add_argument("--out", metavar="DIR", required=True, type=Path, help="output folder, created if needed")
+    printed = group.add_mutually_exclusive_group()
+    printed.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (and no progress bar)")
+    printed.add_argument("--json", action="store_true", help="print the summary as JSON instead of text")
     return output
 
 

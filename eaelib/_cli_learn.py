@@ -67,7 +67,6 @@ def add_parser(commands, output):
         "(quoted); several images, a folder or a pattern are learned online from a stream of their shuffled "
         "patches (--algorithm online), which never holds them all in memory",
     )
-    learn.add_argument("--out", metavar="DIR", required=True, type=Path, help="output folder, created if needed")
     patches = learn.add_argument_group("patches")
     side, step = f"side of the square patches (default: {PATCH_SIZE})", "step between patches (default: the patch size)"
     patches.add_argument("--patch-size", type=number("int", 1), default=argparse.SUPPRESS, metavar="P", help=side)

@@ -374,12 +374,7 @@ class PatchStream:
         numpy.ndarray, shape (batch, size²)
             One batch, centred if ``center``, in the stream's dtype.
         """
-        loaded = {}
-        for segments in self.plan(epoch, shuffle=shuffle):
-            yield self._cut(segments, lambda k: self._load(k, loaded))
-            for s in segments:  # an image used up leaves memory
-                if s.start + s.count == self.patch_counts[s.image]:
-                    loaded.pop(s.image, None)
+        yield from self._cut_along(self.plan(epoch, shuffle=shuffle))
 
     @property
     def epoch(self):
@@ -404,10 +399,14 @@ class PatchStream:
         numpy.ndarray, shape (batch, size²)
             One batch, centred if ``center``, in the stream's dtype.
         """
+        yield from self._cut_along(self.plan(0, shuffle=False, batch_size=batch_size))
+
+    def _cut_along(self, plan):
+        """The batches of ``plan`` (lists of segments), each image loaded once while its patches are cut."""
         loaded = {}
-        for segments in self.plan(0, shuffle=False, batch_size=batch_size):
+        for segments in plan:
             yield self._cut(segments, lambda k: self._load(k, loaded))
-            for s in segments:
+            for s in segments:  # an image used up leaves memory
                 if s.start + s.count == self.patch_counts[s.image]:
                     loaded.pop(s.image, None)
 
