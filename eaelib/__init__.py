@@ -38,6 +38,10 @@ _EXPORTS = {
     # dual.py
     "DualResult": "dual",
     "solve_ball_least_squares": "dual",
+    # encoders.py
+    "LISTA": "encoders",
+    "ShrinkageEncoder": "encoders",
+    "ista_weights": "encoders",
     # estimator.py
     "EnergyAutoEncoder": "estimator",
     "load_model": "model_io",

@@ -189,7 +189,7 @@ LAYERS = (
     ("images and data", {"image", "patches", "synthetic", "graph", "analysis", "denoising"}),
     ("solvers", {"homotopy", "active_set", "coordinate", "fista", "dual"}),
     ("subproblems", {"subproblems"}),
-    ("learning", {"learning", "original"}),
+    ("learning", {"learning", "original", "encoders"}),
     ("online and sources", {"online", "streams", "distributed", "sources"}),
     ("estimator", {"_parameters", "estimator"}),
     ("files and figures", {"model_io", "plot"}),
