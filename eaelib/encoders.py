@@ -392,7 +392,7 @@ class LISTA(_UnrolledEncoder):
     W_ : array, shape (n_atoms, n_features)
         The learned map of the sample.
     S_ : array, shape (n_atoms, n_atoms)
-        The learned map of the previous layer's code.
+        The learned map of the previous layer's code (ISTA's, unused, with one layer).
     theta_ : array, shape (n_layers, n_atoms)
         The learned thresholds of every layer, ≥ 0.
     loss_history_ : list of float
@@ -428,12 +428,9 @@ class LISTA(_UnrolledEncoder):
         xp = get_namespace(D)
         W, S, theta = ista_weights(D, E, **lambdas)
         thetas = xp.stack([theta] * int(self.n_layers))
-        return {"W": W, "S": S if self.n_layers > 1 else None, "thetas": thetas}
+        # With one layer S is never applied: its gradient is 0, and Adam leaves it at ISTA's.
+        return {"W": W, "S": S, "thetas": thetas}
 
     def _store(self, params):
-        self.W_, self._thetas = params["W"], params["thetas"]
+        self.W_, self.S_, self._thetas = params["W"], params["S"], params["thetas"]
         self.theta_ = params["thetas"]
-        if params["S"] is not None:
-            self.S_ = params["S"]
-        else:  # one layer: S is never applied; ISTA's, for the record
-            self.S_ = ista_weights(*_model_parts(self.model)[:2], **_model_parts(self.model)[2])[1]

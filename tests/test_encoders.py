@@ -267,3 +267,13 @@ def test_bad_data_name_the_parameter(model_and_data):
         ista_weights(np.eye(2), np.eye(2), lambda_d=1.0, lambda_e=1.0, lambda_s=-1.0)
     with pytest.raises(ValueError, match="L would be 0"):
         ista_weights(np.zeros((2, 2)), np.eye(2), lambda_d=1.0, lambda_e=0.0, lambda_s=1.0)
+
+
+def test_one_layer_lista_keeps_istas_s(model_and_data):
+    # S is never applied with one layer: its gradient is 0 and training leaves it where ISTA put it.
+    model, X, _ = model_and_data
+    lista = LISTA(model, 1, n_epochs=3, learning_rate=1e-2, random_state=0).fit(X)
+    lambdas = {name: getattr(model, name) for name in ("lambda_d", "lambda_e", "lambda_s")}
+    W, S, theta = ista_weights(model.D_, model.E_, **lambdas)
+    np.testing.assert_array_equal(lista.S_, S)
+    assert not np.array_equal(lista.W_, W) and not np.array_equal(lista.theta_[0], theta)
