@@ -102,35 +102,35 @@ def ista_weights(D, E, *, lambda_d, lambda_e, lambda_s):
 
 def _forward(X, W, S, thetas):
     """The layers' pre-activations ``U_t`` and codes ``Z_t`` (samples as columns); ``thetas`` is (K, m)."""
-    B = W @ X
-    pre, codes = [B], [soft_threshold(B, thetas[0, :][:, None])]
+    H = W @ X
+    pre, codes = [H], [soft_threshold(H, thetas[0, :][:, None])]
     for t in range(1, thetas.shape[0]):
-        U = B + S @ codes[-1]
+        U = H + S @ codes[-1]
         pre.append(U)
         codes.append(soft_threshold(U, thetas[t, :][:, None]))
     return pre, codes
 
 
-def _backward(X, S, thetas, pre, codes, G):
-    """Gradients ``(∂ℓ/∂W, ∂ℓ/∂S, ∂ℓ/∂θ)`` given ``G = ∂ℓ/∂Z_K``, by the chain rule from the last layer down.
+def _backward(X, S, thetas, pre, codes, Z_bar):
+    """Gradients ``(∂ℓ/∂W, ∂ℓ/∂S, ∂ℓ/∂θ)`` given ``Z_bar = ∂ℓ/∂Z_K``, by the chain rule from the last layer down.
 
-    With ``M_t = 1[|U_t| > θ_t]`` and ``Δ_t = G_t ⊙ M_t`` (``= ∂ℓ/∂U_t``): ``∂ℓ/∂θ_t = −Σ_j (Δ_t ⊙ sign U_t)``,
-    ``∂ℓ/∂S = Σ_{t≥2} Δ_t Z_{t−1}ᵀ``, ``G_{t−1} = Sᵀ Δ_t`` and ``∂ℓ/∂W = (Σ_t Δ_t) Xᵀ``.
+    With ``M_t = 1[|U_t| > θ_t]`` and ``Δ_t = Z̄_t ⊙ M_t`` (``= ∂ℓ/∂U_t``): ``∂ℓ/∂θ_t = −Σ_j (Δ_t ⊙ sign U_t)``,
+    ``∂ℓ/∂S = Σ_{t≥2} Δ_t Z_{t−1}ᵀ``, ``Z̄_{t−1} = Sᵀ Δ_t`` and ``∂ℓ/∂W = (Σ_t Δ_t) Xᵀ`` (the book's notation).
     """
     xp = get_namespace(X)
-    grad_B = xp.zeros_like(pre[0])
+    grad_H = xp.zeros_like(pre[0])
     grad_S = None if S is None else xp.zeros_like(S)
     grad_thetas = []
     for t in range(thetas.shape[0] - 1, -1, -1):
         U = pre[t]
         active = xp.astype(xp.abs(U) > thetas[t, :][:, None], U.dtype)
-        delta = G * active
+        delta = Z_bar * active
         grad_thetas.append(-xp.sum(delta * xp.sign(U), axis=1))
-        grad_B = grad_B + delta
+        grad_H = grad_H + delta
         if t > 0:
             grad_S = grad_S + delta @ codes[t - 1].mT
-            G = S.mT @ delta
-    return grad_B @ X.mT, grad_S, xp.stack(grad_thetas[::-1])
+            Z_bar = S.mT @ delta
+    return grad_H @ X.mT, grad_S, xp.stack(grad_thetas[::-1])
 
 
 def _loss(Z, target):
@@ -275,8 +275,8 @@ def _train(params, X, Z, settings, rng):
             index = from_numpy(xp, order[start : start + settings.batch_size], device=X.device)
             Xb, Zb = xp.take(X, index, axis=1), xp.take(Z, index, axis=1)
             pre, codes = _forward(Xb, params["W"], params["S"], params["thetas"])
-            G = (codes[-1] - Zb) / Xb.shape[1]
-            grads = _backward(Xb, params["S"], params["thetas"], pre, codes, G)
+            Z_bar = (codes[-1] - Zb) / Xb.shape[1]  # ∂ℓ/∂Z_K on the batch
+            grads = _backward(Xb, params["S"], params["thetas"], pre, codes, Z_bar)
             grads = dict(zip(("W", "S", "thetas"), grads, strict=True))
             step += 1
             for name in names:
