@@ -75,8 +75,9 @@ def ista_weights(D, E, *, lambda_d, lambda_e, lambda_s):
     --------
     >>> import numpy as np
     >>> from eaelib import ista_weights
-    >>> D = np.eye(2)  # orthonormal atoms, no encoder term: ISTA's first step is the Lasso's solution
-    >>> W, S, theta = ista_weights(D, np.zeros((2, 2)), lambda_d=1.0, lambda_e=0.0, lambda_s=0.5)
+    >>> D, E = np.eye(2), np.zeros((2, 2))  # orthonormal atoms, no encoder term:
+    >>> # ISTA's first step from 0 is then the Lasso's solution
+    >>> W, S, theta = ista_weights(D, E, lambda_d=1.0, lambda_e=0.0, lambda_s=0.5)
     >>> W.tolist(), S.tolist(), theta.tolist()
     ([[1.0, 0.0], [0.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]], [0.5, 0.5])
     """
@@ -339,9 +340,12 @@ class ShrinkageEncoder(_UnrolledEncoder):
     >>> X = np.random.default_rng(0).standard_normal((300, 8))
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")  # a short fit, stopped at max_outer
-    ...     model = EnergyAutoEncoder(12, lambda_s=2.0, max_outer=5, random_state=0).fit(X)
-    >>> encoder = ShrinkageEncoder(model, n_epochs=20, learning_rate=1e-2, random_state=0).fit(X)
-    >>> encoder.loss_history_[-1] < encoder.loss_history_[0]  # better than the model's E x
+    ...     model = EnergyAutoEncoder(12, lambda_s=2.0, max_outer=5, random_state=0)
+    ...     _ = model.fit(X)
+    >>> settings = dict(n_epochs=20, learning_rate=1e-2, random_state=0)
+    >>> encoder = ShrinkageEncoder(model, **settings).fit(X)
+    >>> history = encoder.loss_history_
+    >>> history[-1] < history[0]  # better than the model's E x
     True
     >>> encoder.transform(X).shape
     (300, 12)
@@ -406,9 +410,12 @@ class LISTA(_UnrolledEncoder):
     >>> X = np.random.default_rng(0).standard_normal((300, 8))
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")  # a short fit, stopped at max_outer
-    ...     model = EnergyAutoEncoder(12, lambda_s=2.0, max_outer=5, random_state=0).fit(X)
-    >>> lista = LISTA(model, n_layers=3, n_epochs=20, learning_rate=1e-2, random_state=0).fit(X)
-    >>> lista.loss_history_[-1] < lista.loss_history_[0] / 2  # far better than 3 ISTA steps
+    ...     model = EnergyAutoEncoder(12, lambda_s=2.0, max_outer=5, random_state=0)
+    ...     _ = model.fit(X)
+    >>> settings = dict(n_epochs=20, learning_rate=1e-2, random_state=0)
+    >>> lista = LISTA(model, n_layers=3, **settings).fit(X)
+    >>> history = lista.loss_history_
+    >>> history[-1] < history[0] / 2  # far better than 3 ISTA steps
     True
     >>> lista.theta_.shape
     (3, 12)
