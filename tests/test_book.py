@@ -336,3 +336,125 @@ def test_the_prose_links_to_chapters_by_title_never_by_number():
         text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
         numbered += [f"{path.name}: {m}" for m in re.findall(r"\[[Cc]hapter \d+\w*\]\([^)]*\)", text)]
     assert not numbered, numbered
+
+
+# ---------------------------------------------------------------------------------------------------------
+# How the chapters teach: the same frame in every chapter
+
+
+def _markdown(path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+
+
+CHAPTERS = [p for p in NOTEBOOKS if re.match(r"\d", p.name)]
+EXERCISE = re.compile(r"^\*\*(\d+)\. [^\n]*?\*\*( \*\((easy|medium|hard|investigate)\)\*)?", re.MULTILINE)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_each_chapter_opens_with_what_the_reader_will_learn(path):
+    opening = _markdown(path)[:3]
+    assert any("**What you will learn**" in text for text in opening), f"{path.name}: no 'What you will learn' list"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_every_exercise_says_its_difficulty_and_one_is_an_investigation(path):
+    exercises = [m for text in _markdown(path) for m in EXERCISE.finditer(text)]
+    assert exercises, f"{path.name}: no exercises"
+    untagged = [m.group(0) for m in exercises if not m.group(2)]
+    assert not untagged, f"{path.name}: exercises without *(easy|medium|hard|investigate)*: {untagged}"
+    numbers = [int(m.group(1)) for m in exercises]
+    assert numbers == list(range(1, len(numbers) + 1)), f"{path.name}: exercises numbered {numbers}"
+    assert "investigate" in {m.group(3) for m in exercises}, f"{path.name}: no *(investigate)* exercise"
+
+
+def _sentences(text):
+    """The prose sentences of a markdown cell: maths, code and tables reduced or left out."""
+    text = re.sub(r"\$\$.*?\$\$|```.*?```", " ", text, flags=re.DOTALL)
+    text = re.sub(r"\$[^$]+\$", "x", text)
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("|"))
+    for paragraph in re.split(r"\n\s*\n|\n\s*- |\n\d+\. ", text):
+        yield from re.split(r"(?<=[.!?:;])\s+(?=[A-Z(*`\[])", " ".join(paragraph.split()))
+
+
+def test_no_sentence_runs_to_a_hundred_words():
+    long = [
+        f"{path.name}: {len(s.split())} words: {s[:80]}…"
+        for path in NOTEBOOKS
+        for text in _markdown(path)
+        for s in _sentences(text)
+        if len(s.split()) >= 100
+    ]
+    assert not long, "split these sentences:\n" + "\n".join(long)
+
+
+def _reference_titles(text):
+    """The titles (the first *italic* run) of the entries of a '## References' list."""
+    body = text.split("## References", 1)[1]
+    return [re.search(r"\*(.+?)\*", " ".join(item.split())).group(1) for item in re.split(r"\n(?=- )", body)[1:]]
+
+
+def test_the_bibliography_gathers_what_the_chapters_cite():
+    bibliography = (BOOK / "bibliography.md").read_text(encoding="utf-8")
+    gathered = " ".join(bibliography.split("## Every work the chapters cite", 1)[1].split())
+    cited = {t for p in NOTEBOOKS for text in _markdown(p) if "## References" in text for t in _reference_titles(text)}
+    assert len(cited) >= 30, cited
+    missing = sorted(t for t in cited if f"*{t}*" not in gathered)
+    assert not missing, f"book/bibliography.md lacks {missing}"
+    stale = sorted(t for t in re.findall(r"^- [^*]*\*(.+?)\*", gathered.replace(" - ", "\n- "), re.M) if t not in cited)
+    assert not stale, f"book/bibliography.md lists works no chapter cites: {stale}"
+    reading = " ".join(bibliography.split("## Where to start", 1)[1].split("##", 1)[0].split())
+    classics = [
+        "Sparse and Redundant Representations",  # Elad 2010
+        "Sparse modeling for image and vision processing",  # Mairal, Bach, Ponce 2014
+        "K-SVD",  # Aharon, Elad, Bruckstein 2006
+        "An interior-point method for large-scale",  # Kim et al. 2007
+        "A fast iterative shrinkage-thresholding algorithm",  # Beck and Teboulle 2009
+        "Learning fast approximations of sparse coding",  # Gregor and LeCun 2010
+        "Fast inference in sparse coding algorithms",  # Kavukcuoglu, Ranzato and LeCun 2008
+        "Online learning for matrix factorization and sparse coding",  # Mairal et al. 2010
+    ]
+    assert not [c for c in classics if c not in reading], "the reading list lacks a classic"
+
+
+def _maths(path):
+    text = "\n".join(_markdown(path))
+    return re.findall(r"\$\$.*?\$\$|\$[^$]+\$", text, flags=re.DOTALL)
+
+
+def test_one_symbol_one_meaning():
+    # book/notation.md: L is a Lipschitz constant, the Laplacian is \mathcal{L}; mu a strong-convexity
+    # modulus, the constraints' multipliers nu; the degrees delta_j; the basis vectors \mathbf{1}_k.
+    clashes = []
+    for path in NOTEBOOKS:
+        for formula in _maths(path):
+            if re.search(r"Z\s*L\s*Z|z\s*L\s*z|L\s*=\s*\\operatorname\{diag\}|L_\{\\text\{n\}\}", formula):
+                clashes.append(f"{path.name}: the Laplacian as L in {formula[:60]}")
+            if re.search(r"\\mu_[{a-z]|\\operatorname\{diag\}\s*\\mu", formula):
+                clashes.append(f"{path.name}: a multiplier as mu in {formula[:60]}")
+            if re.search(r"e_k\s*e_k\^\\top|\\sqrt\{d_[ij]\}|d_j\s*=\s*\\sum", formula):
+                clashes.append(f"{path.name}: a basis vector or a degree in {formula[:60]}")
+    assert not clashes, "\n".join(clashes)
+    notation = (BOOK / "notation.md").read_text(encoding="utf-8")
+    for symbol in (r"$\mathcal{L}", r"$L$", r"$\mu$", r"$\nu_i$", r"$\delta_j", r"$\mathbf{1}_k$"):
+        assert symbol in notation, f"book/notation.md does not define {symbol}"
+
+
+@pytest.mark.slow
+def test_the_quickstart_runs_as_printed(tmp_path):
+    intro = (BOOK / "intro.md").read_text(encoding="utf-8")
+    code = re.search(r"## Quickstart.*?```python\n(.*?)```", intro, flags=re.DOTALL).group(1)
+    assert len(code.strip().splitlines()) <= 20, "the quickstart is no longer twenty lines"
+    script = tmp_path / "quickstart.py"
+    script.write_text("import matplotlib\nmatplotlib.use('Agg')\n" + code, encoding="utf-8")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "certified: True" in done.stdout, done.stdout
+    assert re.findall(r"exact codes: PSNR \d+\.\d dB", done.stdout), done.stdout
+    # The prose under it: "no block ... by more than 10^-3 of its value", the default tolerance.
+    import eaelib
+
+    assert eaelib.EnergyAutoEncoder().rtol == 1e-3 and r"$10^{-3}$" in intro
