@@ -1,6 +1,11 @@
 # Entry points, each self-installing into .venv:
 #   make book    execute every chapter (book/*.ipynb) and build the book into _build/html;
 #                any Sphinx warning fails the build
+#   make numbers write the chapters' quoted numbers and solutions in the form Colab and Jupyter show
+#                (book/_ext/portable_chapters.py): every {glue:text} role and :::{dropdown} left becomes a
+#                <span class="glue"> or <details> block, and every span shows the value of the last
+#                make book's run; run it after make book whenever a chapter's numbers change;
+#                NUMBERS_ARGS="--measured KEY" marks a value that changes from run to run
 #   make learn   learn from the bundled Barbara image with the defaults, writing out/barbara
 #   make test    lint, format check, the book (executing every chapter: a failing cell fails the
 #                build), then every test: the library's and the built book opened in headless Chromium
@@ -15,7 +20,7 @@ STAMP := $(VENV)/.installed
 # --all: re-read every chapter, so that a build always executes them against the current eaelib.
 BOOK_FLAGS ?= --all
 
-.PHONY: setup book learn test test-library test-fast explore lint format strip-notebooks clean
+.PHONY: setup book numbers learn test test-library test-fast explore lint format strip-notebooks clean
 
 setup: $(STAMP)
 
@@ -30,6 +35,9 @@ $(STAMP): pyproject.toml
 
 book: setup
 	$(BIN)/jupyter-book build . --path-output . --warningiserror --keep-going $(BOOK_FLAGS)
+
+numbers: setup
+	$(BIN)/python book/_ext/portable_chapters.py $(NUMBERS_ARGS)
 
 learn: setup
 	$(BIN)/python -m eaelib learn barbara --out out/barbara

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 from functools import partial
@@ -25,8 +26,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 SITE = ROOT / "_build" / "html"
+RUNS = ROOT / "_build" / "jupyter_execute" / "book"  # the chapters as the build executed them, and their glue
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+sys.path.insert(0, str(BOOK / "_ext"))
+import portable_chapters as portable  # noqa: E402  (the chapters' portable form: book/_ext)
 
 NOTEBOOKS = sorted(p for p in BOOK.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 # The HTML pages of the built site, as paths relative to SITE (empty when the book is not built).
@@ -326,6 +331,85 @@ def test_page_renders_offline(page, server, browser):
     # code is formatted at 88 columns for this, book/ruff.toml).
     wide = browser.execute_script(_OVERFLOWS)
     assert not wide, f"{page}: wider than the column (" + "; ".join(wide) + ")"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The numbers the chapters quote, against the build's run
+
+# A literal agrees with the run's value when it is the same text, or the same text but for its numbers, each
+# within 2 % or one unit of its last digit of the run's: another OpenBLAS kernel (OPENBLAS_CORETYPE, see
+# .ci/run) rounds differently, which can move a last digit or an iteration count by one. Beyond that, the
+# literal is stale: Colab and Jupyter readers would read another number than the book's.
+RTOL = 0.02
+_NUMBER = re.compile(r"[-+]?(?:\d[\d,]*)?\.?\d+(?:[eE][-+]?\d+)?")
+
+
+def _unit(number):
+    """One unit of the last digit of a formatted number: 1e-06 for 4.9e-05, 0.01 for 0.30, 1 for 126,110."""
+    mantissa, _, exponent = number.lower().partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    return 10.0 ** (int(exponent or 0) - decimals)
+
+
+def literal_agrees(shown, run, rtol=RTOL):
+    if shown == run:
+        return True
+    if _NUMBER.split(shown) != _NUMBER.split(run):
+        return False
+    for a, b in zip(_NUMBER.findall(shown), _NUMBER.findall(run), strict=True):
+        x, y = float(a.replace(",", "")), float(b.replace(",", ""))
+        if abs(x - y) > max(rtol * max(abs(x), abs(y)), _unit(b) * (1 + 1e-9)):
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "shown, run, agree",
+    [
+        ("4.9e-05", "4.9e-05", True),
+        ("4.9e-05", "5.0e-05", True),  # one unit of the last digit
+        ("4.9e-05", "5.1e-05", False),
+        ("42", "43", True),
+        ("42", "44", False),
+        ("271%", "275%", True),  # within 2 %
+        ("271%", "281%", False),
+        ("2 to 7", "2 to 8", True),
+        ("2 to 7", "2 or 7", False),
+        ("126,110", "126,111", True),
+        ("online", "batch", False),
+    ],
+)
+def test_literal_agrees(shown, run, agree):
+    assert literal_agrees(shown, run) is agree
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.relative_to(BOOK).as_posix() for p in NOTEBOOKS])
+def test_quoted_numbers_are_the_runs(path):
+    """What Colab and Jupyter show of a quoted number is what the book shows, from this build's run."""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    spans = portable.notebook_spans(notebook)
+    page = SITE / path.relative_to(ROOT).with_suffix(".html")
+    if not page.is_file():
+        _unavailable(f"no book at {SITE}: run `make book` (make test builds it first)")
+    stale = portable.stale_run(notebook, path.stem, RUNS)
+    assert not stale, stale
+    # The book shows the run's values: the spans reached myst-nb as glue roles, one pasted value each.
+    html = page.read_text(encoding="utf-8")
+    assert 'class="glue' not in html and "<details><summary>" not in html, f"{page}: portable HTML left as is"
+    assert html.count('class="pasted-text"') == len(spans), page
+    values = portable.glue_data(path.stem, RUNS)
+    stale = []
+    for spec, shown, measured in spans:
+        key = portable.spec_key(spec)
+        assert key in values, f"{path.name} quotes {spec!r}, which its run does not glue"
+        run = portable.glued_text(values[key], spec)
+        if not measured and not literal_agrees(shown, run):
+            stale.append(f"{spec}: {shown} against {run}")
+    assert not stale, (
+        f"{path.name} shows numbers of another run outside the book; run `make numbers` (if a value changes from "
+        f'run to run or machine to machine, as a time or a rounding error does, `make numbers NUMBERS_ARGS="'
+        f'--measured KEY"` marks its span class="glue measured"): ' + "; ".join(stale)
+    )
 
 
 def test_the_prose_links_to_chapters_by_title_never_by_number():
