@@ -44,7 +44,7 @@ class Parameters:
     max_inner: int = param(
         100,
         "int",
-        "Most FISTA iterations per Z-step (and per D- or E-step with solver='fista').",
+        "Most iterations per Z-step, Newton steps on the support included (and per D- or E-step with solver='fista').",
         "int",
         low=1,
     )
@@ -59,16 +59,17 @@ class Parameters:
     inner_rtol: float = param(
         1e-4,
         "real",
-        "A Z-step stops when its duality gap is at most min(inner_rtol, rtol/10) times the energy, or a tenth "
-        "of the gap it started from, whichever is larger.",
+        "A Z-step stops when its duality gap, summed over the samples, is at most min(inner_rtol, rtol/10) times "
+        "the energy or a tenth of the gap it started from, whichever is larger; each sample also stops once its "
+        "own gap is at most min(inner_rtol, rtol/10) times its part of the energy.",
         "float",
         low=0.0,
     )
     solver: str = param(
         "dual",
         "choice",
-        "Solver of the D- and E-steps: Newton's method on the Lagrange dual (exact in a few iterations, whatever "
-        "the conditioning) or FISTA (at most max_inner iterations), kept for comparison.",
+        "Solver of the D- and E-steps: Newton's method on the Lagrange dual (exact, in a few to a few dozen "
+        "iterations) or FISTA (at most max_inner iterations), kept for comparison.",
         f"{{{', '.join(repr(s) for s in BALL_SOLVERS)}}}",
         choices=BALL_SOLVERS,
     )

@@ -8,19 +8,28 @@ in the unit ball::
 with ``G = ZZᵀ, B = XZᵀ, c = ‖X‖²`` for the dictionary (``W = D``) and
 ``G = XXᵀ, B = ZXᵀ, c = ‖Z‖²`` for the encoder (``W = E``). On image
 patches ``G`` has condition numbers around 1e6, where gradient methods crawl.
-The dual does not care: with one multiplier ``μ_k ≥ 0`` per column, the
-Lagrangian is minimized by ``W(μ) = B (G + diag μ)⁻¹``, and the dual function
-``φ(μ) = −λ/2 (tr(B (G + diag μ)⁻¹ Bᵀ) + Σ μ_k) + λc/2`` is concave and
+The dual does not care: with one multiplier ``ν_k ≥ 0`` per column, the
+Lagrangian is minimized by ``W(ν) = B (G + diag ν)⁻¹``, and the dual function
+``φ(ν) = −λ/2 (tr(B (G + diag ν)⁻¹ Bᵀ) + Σ ν_k) + λc/2`` is concave and
 smooth, of dimension the number of columns (Lee, Battle, Raina and Ng,
 "Efficient sparse coding algorithms", NIPS 2007). Projected Newton steps on
 it (Bertsekas, 1982) converge quadratically near the solution, each a
 factorization of a matrix the size of ``G``: a handful from the last
 multipliers, a few dozen at most from scratch on an ill-conditioned ``G``.
+Each step pins at 0 the multipliers whose gradient points below 0 (within
+``ε = min(1e-6 (1 + max ν), ‖ν − [ν + ∇φ]₊‖)``), solves the Newton system
+``λ (W(ν)ᵀW(ν)) ∘ (G + diag ν)⁻¹ d = ∇φ`` on the others, and halves the step
+from 1 until ``φ([ν + αd]₊) ≥ φ(ν) + 10⁻⁴⟨∇φ, [ν + αd]₊ − ν⟩`` (Armijo along
+the projection arc).
 
-The stop is a **duality gap**, ``P(W) − φ(μ) ≥ P(W) − min P``, written so that
-nothing cancels against ``c``: with ``R = W (G + diag μ) − B`` (zero up to
-rounding), ``P(W) − φ(μ) = λ/2 (tr(R H⁻¹ Rᵀ) + Σ μ_k (1 − ‖w_k‖²))``. All of it
-is computed in float64, whatever the working precision: ``G`` is small.
+The stop is a **duality gap**, ``P(W) − φ(ν) ≥ P(W) − min P`` at the feasible
+point ``W = Π(W(ν))`` (the columns of ``W(ν)`` projected onto the ball), written
+so that nothing cancels against ``c``: with ``Δ = W − W(ν)``,
+``P(W) − φ(ν) = λ/2 tr(Δ G Δᵀ) − λ Σ ν_k ⟨δ_k, w_k(ν)⟩ + λ/2 Σ ν_k (1 − ‖w_k(ν)‖²)``,
+the cost of the projection plus complementary slackness. The solver adds
+``λ/2 tr(R H⁻¹ Rᵀ)`` with ``R = W(ν) H − B`` (zero up to the rounding of the
+solve) and the ridge it may add to ``H``. All of it is computed in float64,
+whatever the working precision: ``G`` is small.
 """
 
 from __future__ import annotations
@@ -33,7 +42,8 @@ from .fista import project_columns
 
 Array = Any
 
-_FLOOR = 64.0  # rounding floor of the gap, in units of eps times the size of the dual objective's terms
+# Rounding floor of the gap, in units of eps times the size of the dual objective's terms (documented under rtol).
+_FLOOR = 64.0
 _ARMIJO = 1e-4
 _IDLE = 3  # Newton steps that change nothing beyond rounding before the solve stops ("stalled") ...
 _IDLE_GAP = 1e-6  # ... once the gap is at most this fraction of the objective
@@ -52,7 +62,7 @@ class DualResult:
         The solution: the last iterate, or ``W0`` if that is no worse (Newton's
         iterates are not monotone in ``P``).
     multipliers : array, shape (q,)
-        The final ``μ`` (one per column; 0 for unused ones), to warm-start the next solve.
+        The final ``ν`` (one per column; 0 for unused ones), to warm-start the next solve.
     n_iter : int
         Newton iterations run.
     converged : bool
@@ -109,10 +119,13 @@ def solve_ball_least_squares(G, B, c, W0, *, weight=1.0, multipliers=None, rtol=
     weight : float
         ``λ_d`` or ``λ_e``.
     multipliers : array, shape (q,), optional
-        Starting multipliers ``μ`` (from the previous solve); zeros by default.
+        Starting multipliers ``ν`` (from the previous solve); zeros by default.
     rtol : float
         Stop when the duality gap is at most ``rtol`` times ``P``, or at the
-        rounding floor of float64 arithmetic.
+        rounding floor of float64 arithmetic,
+        ``λ/2 (64 eps (|tr(W(ν) Bᵀ)| + Σ ν_k + c) + ridge · q)``: the rounding of
+        the dual objective's terms, with a factor 64 tuned so that a gap the
+        arithmetic cannot resolve stops the solve instead of repeating steps.
     max_iter : int
         Most Newton iterations. From a cold start far from the optimum the
         first ones are damped (about 20 on Barbara's first D-step); warm
@@ -143,7 +156,7 @@ def solve_ball_least_squares(G, B, c, W0, *, weight=1.0, multipliers=None, rtol=
     state = problem.evaluate(mu)
     restarted = False
     if multipliers is None and state.gap > max(rtol * abs(state.objective), state.floor):
-        # A cold start at μ = 0 settles the case where no constraint is active (W(0) = B G⁻¹ is
+        # A cold start at ν = 0 settles the case where no constraint is active (W(0) = B G⁻¹ is
         # feasible) in one factorization; otherwise Newton starts from the safe side, see restart().
         state, restarted = problem.restart(state), True
     # Entry 0 is the warm start W0: its objective and gap follow from the first dual point's by the
@@ -197,11 +210,11 @@ def solve_ball_least_squares(G, B, c, W0, *, weight=1.0, multipliers=None, rtol=
 
 @dataclass
 class _State:
-    """The dual at one ``μ``: the Lagrangian's minimizer, the feasible point and the certificate."""
+    """The dual at one ``ν``: the Lagrangian's minimizer, the feasible point and the certificate."""
 
     mu: Array
     H_inv: Array
-    W_free: Array  # B (G + diag μ)⁻¹, not necessarily feasible
+    W_free: Array  # B (G + diag ν)⁻¹, not necessarily feasible
     W: Array  # its columns projected into the ball
     phi: float  # the dual objective without its constant λc/2
     gap: float
@@ -217,16 +230,16 @@ class _Dual:
         self.eye = xp.eye(self.q, dtype=xp.float64, device=G.device)
         self.trace = float(xp.sum(xp.linalg.diagonal(G)))
         # A singular G (fewer samples than columns, dependent codes) makes the dual's supremum
-        # unattained at the boundary μ = 0, where Newton crawls. A ridge of 1e-10 of its largest
+        # unattained at the boundary ν = 0, where Newton crawls. A ridge of 1e-10 of its largest
         # eigenvalue makes it attained; the certificate counts the ridge (at most ridge·q/2·λ).
         values = xp.linalg.eigvalsh(G) if self.q else xp.zeros((1,), dtype=G.dtype, device=G.device)
         high = float(xp.max(values))
         self.base_ridge = 1e-10 * high if float(xp.min(values)) <= 1e-10 * high else 0.0
 
     def factor(self, mu):
-        """``(H⁻¹, W(μ), ridge)`` for ``H = G + diag μ + ridge I`` and ``W(μ) = B H⁻¹``.
+        """``(H⁻¹, W(ν), ridge)`` for ``H = G + diag ν + ridge I`` and ``W(ν) = B H⁻¹``.
 
-        The ridge is 0 unless ``G + diag μ`` is singular to working precision
+        The ridge is 0 unless ``G + diag ν`` is singular to working precision
         (fewer samples than columns, an unused direction): then the smallest
         ridge of the form ``1e-14 · 100^k · tr G`` whose factorization and solve
         succeed. The certificate accounts for it.
@@ -258,12 +271,12 @@ class _Dual:
         # (The loop ends: a ridge beyond the largest eigenvalue makes H positive definite.)
 
     def restart(self, state):
-        """The dual evaluated at large multipliers: ``max(μ̂, tr G / 10q)``, per column.
+        """The dual evaluated at large multipliers: ``max(ν̂, tr G / 10q)``, per column.
 
-        ``μ̂_k = −⟨(WG − B)_k, w_k⟩`` is the multiplier that best explains the
-        gradient at the projected point ``W``. Near ``μ = 0`` a singular ``G``
-        makes the dual behave like ``1/μ``, not like a quadratic, and Newton's
-        steps crawl; from large multipliers ``G + diag μ`` is well conditioned
+        ``ν̂_k = −⟨(WG − B)_k, w_k⟩`` is the multiplier that best explains the
+        gradient at the projected point ``W``. Near ``ν = 0`` a singular ``G``
+        makes the dual behave like ``1/ν``, not like a quadratic, and Newton's
+        steps crawl; from large multipliers ``G + diag ν`` is well conditioned
         and Newton lowers the multipliers of inactive columns to 0 on its own.
         """
         xp, W = self.xp, state.W

@@ -414,7 +414,8 @@ class EnergyAutoEncoder(Parameters, TransformerMixin, BaseEstimator):
             times ``lambda_s``; 1e-6 by default. 0 solves as accurately as
             the arithmetic allows.
         max_iter : int, optional
-            Most FISTA iterations of the exact solve; ``10 * max_inner`` by
+            Most iterations of the exact solve (Newton steps on the support
+            included); ``10 * max_inner`` by
             default. Stopping there warns (``ConvergenceWarning``). With the
             homotopy (``code_solver``), the codes are exact and FISTA only
             certifies them.

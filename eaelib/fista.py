@@ -52,7 +52,8 @@ MOMENTA = ("monotone", "restart", "strong", "fista", "ista")
 #: Certificates :func:`fista` can stop on.
 CRITERIA = ("gap", "kkt")
 
-# Rounding floor of a certificate, in units of eps times the size of what it is computed from. On
+# Rounding floor of a certificate, in units of eps times the size of what it is computed from (fista's
+# docstring, rtol, states it: keep the two together). On
 # Barbara's patches in float32 (m = 200), one gradient entry was off by at most 0.73 eps (L‖x‖₂ + ‖b‖∞)
 # (median 0.31), and ⟨x, ∇f⟩ by at most 0.52 of that times ‖x‖₂: rounding errors add up like a random
 # walk, not like the worst case (‖x‖₁ would overstate them 10-fold), hence ‖x‖₂ below.
@@ -440,7 +441,7 @@ class UnitColumns:
         return project_columns(x)
 
     def kkt(self, x, grad, separable=False):
-        """Largest column residual ``‖∇f_k + μ_k x_k‖`` with the best multiplier ``μ_k ≥ 0``.
+        """Largest column residual ``‖∇f_k + ν_k x_k‖`` with the best multiplier ``ν_k ≥ 0``.
 
         The multiplier of a column inside the ball is 0.
 
@@ -563,7 +564,8 @@ class FistaResult:
     x : array
         The solution: the last iterate kept.
     n_iter : int
-        Iterations run (applications of ``A``).
+        Iterations run (applications of ``A``): proximal steps, and the Newton
+        steps on the support of ``polish``.
     converged : bool
         Whether ``status`` is ``"converged"``.
     smooth, penalty, objective : list of float
@@ -614,9 +616,19 @@ def fista(f, g, x0, *, rtol=1e-6, max_iter=100, criterion="gap", momentum="resta
         or ``g`` is a constraint) for the KKT residual. A certificate can
         never be computed below the rounding error of its arithmetic; that
         floor also stops a block, so ``rtol=0`` means "as accurate as this
-        precision allows". A negative ``rtol`` never stops before ``max_iter``.
+        precision allows". The floor: one entry of the gradient ``A x − b``
+        is off by at most ``ε_∇ = 2 eps (L‖x‖₂ + ‖b‖_∞)`` (eps of the working
+        dtype); the gap's floor is ``ε_∇ (‖x‖₂ + s) + 2 eps g(x)``, with ``s``
+        0 for the ℓ1 term and, for the unit-ball constraint, 1 per column
+        (separable) or the square root of the number of columns; the KKT
+        residual's is ``ε_∇ + 2 eps λ``. The factor 2 is
+        tuned: on Barbara's patches in float32 (m = 200) the worst gradient
+        entry was off by 0.73 eps (L‖x‖₂ + ‖b‖_∞), the median one by 0.31,
+        and rounding errors add up like a random walk, hence ``‖x‖₂`` (not
+        ``‖x‖₁``). A negative ``rtol`` never stops before ``max_iter``.
     max_iter : int
-        Most iterations (applications of ``A``).
+        Most iterations (applications of ``A``), Newton steps on the support
+        (``polish``) included.
     criterion : {"gap", "kkt"}
         The certificate: the duality gap bounds ``F(x) − min F`` (what the
         energy can still gain), the KKT residual measures stationarity entry
@@ -631,9 +643,15 @@ def fista(f, g, x0, *, rtol=1e-6, max_iter=100, criterion="gap", momentum="resta
     polish : int
         Every ``polish``-th step (0: never) is a Newton step on the support
         (:func:`eaelib.active_set.newton_on_support`) instead of a proximal
-        one: exact once the support and signs are right. It is kept only
-        where it lowers the objective, and restarts the momentum there.
-        Needs a separable ``f`` with its ``gram`` and an ``L1Penalty``.
+        one. From ``x``, the proximal gradient point ``v = x − ∇f(x)/L`` gives
+        the support ``S = {i : |v_i| > λ/L}`` and the signs ``σ = sign(v_S)``,
+        and the step solves ``G_SS z_S = b_S − λσ_S`` (0 off ``S``): exact once
+        the support and signs are right. Columns whose support has more than
+        ``(3m²)^{1/3}`` entries are left as they are. The step is kept only
+        where it lowers the objective, and restarts the momentum there; it
+        counts as an iteration. :func:`eaelib.subproblems.newton_every`
+        chooses the value for the Z-subproblem. Needs a separable ``f`` with
+        its ``gram`` and an ``L1Penalty``.
     chunk : int, optional
         For a separable problem, solve ``chunk`` columns at a time, one block
         after the other (by default :data:`CHUNK` columns; 0: all at once).

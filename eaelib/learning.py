@@ -378,16 +378,20 @@ def learn(
     max_outer : int
         Most outer iterations.
     max_inner : int
-        Most FISTA iterations of a Z-step (and of a D- or E-step with
-        ``solver="fista"``). A Z-step may stop at it before its tolerance:
-        the outer certificate, not the inner one, decides convergence.
+        Most iterations of a Z-step, Newton steps on the support included
+        (and of a D- or E-step with ``solver="fista"``). A Z-step may stop at
+        it before its tolerance, with no warning: the outer certificate, not
+        the inner one, decides convergence.
     rtol : float
         Block-stationarity tolerance, relative to the energy.
     inner_rtol : float
-        A Z-step stops when its duality gap (summed over samples) is at most
-        ``min(inner_rtol, rtol/10)`` times the energy, or a tenth of the gap
-        it started from, whichever is larger; a sample whose own gap is at
-        most ``min(inner_rtol, rtol/10)`` times its energy stops early.
+        With ``τ = min(inner_rtol, rtol/10)``: a Z-step stops when its duality
+        gap, summed over the samples, is at most ``τ`` times the energy or a
+        tenth of the gap it started from, whichever is larger; each sample
+        also stops once its own gap is at most ``τ`` times its part of the
+        energy. Once that target is within ``rtol`` of the energy (the
+        endgame), every :func:`~eaelib.subproblems.newton_every`-th iteration
+        is a Newton step on the support.
     solver : {"dual", "fista"}
         Solver of the D- and E-steps: Newton on the Lagrange dual (exact,
         see :mod:`eaelib.dual`) or FISTA with at most ``max_inner`` iterations.
@@ -403,7 +407,7 @@ def learn(
         Called as ``callback(iteration, terms)`` after every outer iteration;
         returning ``True`` stops learning.
     multipliers : dict, optional
-        Lagrange multipliers ``{"D": μ_D, "E": μ_E}`` to warm-start the dual
+        Lagrange multipliers ``{"D": ν_D, "E": ν_E}`` to warm-start the dual
         solver (``LearningResult.multipliers`` of a previous run).
 
     Returns
@@ -657,10 +661,11 @@ def drive(result, advance, certify, *, max_iter, rtol, callback=None, certify_ev
 # their value, or float64's rounding floor.
 _BALL_RTOL = 1e-10
 # Momentum of the Z-steps (measured: fastest to a certified gap on Barbara). Newton steps on the
-# support (polish) only in the endgame: from warm starts, stopping at a tenth of their gap, the
-# Z-steps of a fit with λ_e = 0 took as many iterations with them as without (3738 against 3732 over
-# 20 outer iterations on Barbara) and 1.8 times the time; once a Z-step must be certified within
-# rtol, they are what reaches the certificate (a loose gap without strong convexity otherwise stalls).
+# support (polish: every newton_every(f)-th iteration, where μ < L/100) only in the endgame: from
+# warm starts, stopping at a tenth of their gap, the Z-steps of a fit with λ_e = 0 took as many
+# iterations with them as without (3738 against 3732 over 20 outer iterations on Barbara) and 1.8
+# times the time; once a Z-step must be certified within rtol, they are what reaches the
+# certificate (a loose gap without strong convexity otherwise stalls).
 _Z_MOMENTUM = "strong"
 
 

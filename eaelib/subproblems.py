@@ -260,7 +260,7 @@ def solve_codes(
     rtol : float
         Tolerance of the certificate, relative to each block's objective.
     max_iter : int
-        Most FISTA iterations.
+        Most iterations (FISTA's, Newton steps on the support included).
     criterion : {"gap", "kkt"}
         The certificate.
     momentum : {"monotone", "restart", "strong", "fista", "ista"}
@@ -467,13 +467,26 @@ def code_step(f, g, x0, *, solver="auto", rtol=1e-6, max_iter=100, criterion="ga
 def newton_every(f):
     """How often a Z-step takes a Newton step on the support (``polish`` of :func:`~eaelib.fista.fista`).
 
-    Measured on Barbara (m = 200, N = 2726), solving to a KKT residual of
-    1e-6 λ_s: every 20th step when the problem is barely strongly convex
-    (``μ < L/100``, e.g. ``λ_e = 0``), where it cuts the iterations four-fold
-    (519 → 140 from the previous codes, 566 → 220 from zeros); never otherwise
-    (with ``λ_e = 10`` FISTA needs ~75 iterations and the codes are too dense
-    for the small systems to pay). Accurate solves gain, not the inexact
-    Z-steps of :func:`eaelib.learn`, which do not use it.
+    Every 20th step when the problem is barely strongly convex (``μ < L/100``,
+    e.g. ``λ_e = 0``), never otherwise: two tuned constants. Measured on
+    Barbara (m = 200, N = 2726), solving to a KKT residual of 1e-6 λ_s, the
+    Newton steps cut the iterations four-fold where ``μ < L/100`` (519 → 140
+    from the previous codes, 566 → 220 from zeros); with ``λ_e = 10`` (L/μ
+    about 90) FISTA needs ~75 iterations and the codes are too dense for the
+    small systems to pay. :func:`solve_codes` (and so ``transform``) takes
+    this value by default; :func:`eaelib.learn` only in the endgame, once a
+    Z-step's target is within ``rtol`` of the energy: from warm starts, its
+    looser Z-steps took as many iterations with them as without.
+
+    Parameters
+    ----------
+    f : Quadratic
+        The smooth part of the Z-subproblem (:func:`code_problem`).
+
+    Returns
+    -------
+    int
+        20, or 0 (never) when ``f`` is not separable with its Gram matrix or ``μ ≥ L/100``.
     """
     weak = f.separable and f.gram is not None and f.strong_convexity < 1e-2 * f.lipschitz
     return 20 if weak else 0
