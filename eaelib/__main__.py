@@ -122,7 +122,7 @@ def _add_denoise_parser(commands, output):
             "of that standard deviation is added to IMAGE first (written as noisy.png) and the PSNRs of the noisy "
             "and the denoised images against IMAGE are reported. A model for denoising is learned from centred "
             "patches with λ_s proportional to σ: `eaelib learn --center --lambda-d 1 --lambda-e 0.03 "
-            "--lambda-s 0.12` for σ = 20 (λ_s = 1.5 σ/255, as in the book's chapter 7)."
+            "--lambda-s 0.12` for σ = 20 (λ_s = 1.5 σ/255, as in the book's chapter Denoising)."
         ),
     )
     denoise.add_argument("model", metavar="MODEL", type=Path, help="model file written by `eaelib learn`")
