@@ -136,6 +136,9 @@ def test_solutions_are_folded(chapter):
             assert cell["metadata"].get("jupyter") == portable.FOLDED, (
                 f"{name}: a hide-cell cell that Jupyter shows unfolded: {RUN}: {portable._source(cell)[:80]!r}"
             )
+            assert cell["metadata"].get("cellView") == "form" and portable._source(cell).startswith(portable.TITLE), (
+                f"{name}: a hide-cell cell that Colab shows unfolded: {RUN}: {portable._source(cell)[:80]!r}"
+            )
     # Every exercise is followed by its solution, folded, before the next exercise.
     exercise = None
     for cell in [*notebook["cells"], None]:
@@ -355,6 +358,8 @@ def test_make_numbers_converts_refreshes_and_refuses_another_run(tmp_path, capsy
         "<details><summary>Solution</summary>\n\nIt is.\n\n</details>"
     )
     assert cells[2]["metadata"]["jupyter"] == portable.FOLDED
+    assert cells[2]["metadata"]["cellView"] == "form"
+    assert portable._source(cells[2]) == f"{portable.TITLE}\nprint(42)"
     assert "1 of 1 chapters rewritten" in capsys.readouterr().out
     # Idempotent; a new value is written, and said; the measured class stays.
     glue["n"]["data"]["text/plain"] = "43"

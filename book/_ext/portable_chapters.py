@@ -14,7 +14,8 @@ book:
   (maths, code), a blank line and ``</details>``, which Colab and Jupyter show folded;
   the book shows ``:::{dropdown} TITLE``. A solution in code is a code cell tagged
   ``hide-cell``, which the book folds; JupyterLab and Notebook 7 fold it by its metadata
-  ``"jupyter": {"source_hidden": true, "outputs_hidden": true}``.
+  ``"jupyter": {"source_hidden": true, "outputs_hidden": true}``, and Colab by its
+  ``"cellView": "form"`` under a first line ``# @title Solution``.
 
 Two uses:
 
@@ -61,6 +62,9 @@ DETAILS = re.compile(
 OPTION = re.compile(r"\A:([\w-]+):[^\n]*(\n|\Z)")
 # The metadata folding a code cell tagged hide-cell (a solution in code) in Jupyter.
 FOLDED = {"source_hidden": True, "outputs_hidden": True}
+# Colab ignores that metadata and folds a code cell shown as a form instead ("cellView":
+# "form"), under the title of its first line, a comment the book shows as it is.
+TITLE = "# @title Solution"
 # The characters that markdown or the maths would read in a literal: escaped.
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]$|~])")
 
@@ -256,10 +260,24 @@ def stale_run(notebook: dict, name: str, runs: Path = RUNS) -> str | None:
     if not executed.is_file():
         return f"no run of {name} in {runs}: make book"
     ran = json.loads(executed.read_text(encoding="utf-8"))
-    code = [_source(c).strip() for c in notebook["cells"] if c["cell_type"] == "code"]
-    if [_source(c).strip() for c in ran["cells"] if c["cell_type"] == "code"] != code:
+    code = [_code(c) for c in notebook["cells"] if c["cell_type"] == "code"]
+    if [_code(c) for c in ran["cells"] if c["cell_type"] == "code"] != code:
         return f"{executed} ran other code than book/{name}.ipynb: make book"
     return None
+
+
+def _code(cell) -> str:
+    """A code cell's source, less the Colab title that folding adds (a comment)."""
+    source = _source(cell).strip()
+    return source[len(TITLE) :].strip() if source.startswith(TITLE) else source
+
+
+def fold(cell) -> None:
+    """Fold a code solution (a cell tagged hide-cell) in Jupyter and on Colab."""
+    cell["metadata"]["jupyter"] = dict(FOLDED)
+    cell["metadata"]["cellView"] = "form"
+    if not _source(cell).startswith(TITLE):
+        _set_source(cell, f"{TITLE}\n{_source(cell)}")
 
 
 def portable_notebook(
@@ -280,7 +298,7 @@ def portable_notebook(
 
     for cell in notebook["cells"]:
         if "hide-cell" in cell["metadata"].get("tags", []):
-            cell["metadata"]["jupyter"] = dict(FOLDED)
+            fold(cell)
     for cell in markdown_cells(notebook):
         text = to_portable(_source(cell), literal, measured_keys.__contains__)
         _set_source(cell, refresh(text, literal, measured_keys.__contains__))
