@@ -164,6 +164,10 @@ def test_quoted_numbers_show(chapter):
     for (attrs, shown, _), (spec, literal, _) in zip(page.spans, sources, strict=True):
         assert attrs.get("title") == spec
         assert shown.strip() and shown == literal, f"{name}: the span of {spec!r} shows {shown!r}: {RUN}"
+        # A value glued as a NumPy scalar or an array reads as its repr, np.int64(2), in the book too.
+        assert not re.search(r"\b(np|numpy)\.\w+\(|\barray\(", shown), (
+            f"{name}: the span of {spec!r} shows a repr, {shown!r}: glue a Python int, float or str"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
