@@ -92,11 +92,9 @@ def ista_weights(D, E, *, lambda_d, lambda_e, lambda_s):
     if lipschitz <= 0:
         raise ValueError("lambda_d and lambda_e cannot both be 0 (with D = 0, lambda_e > 0 is needed): L would be 0")
     m = D.shape[1]
+    identity = xp.eye(m, dtype=D.dtype, device=D.device)
     W = (lambda_d * D.mT + lambda_e * E) / lipschitz
-    S = (
-        xp.eye(m, dtype=D.dtype, device=D.device)
-        - (lambda_d * (D.mT @ D) + lambda_e * xp.eye(m, dtype=D.dtype)) / lipschitz
-    )
+    S = identity - (lambda_d * (D.mT @ D) + lambda_e * identity) / lipschitz
     theta = xp.full((m,), lambda_s / lipschitz, dtype=D.dtype, device=D.device)
     return W, S, theta
 

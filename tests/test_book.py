@@ -416,8 +416,7 @@ def test_the_prose_links_to_chapters_by_title_never_by_number():
     # The build numbers the chapters (_toc.yml): "chapter 3" in the prose goes stale when a chapter is added.
     numbered = []
     for path in NOTEBOOKS:
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        text = "".join(_markdown(path))
         numbered += [f"{path.name}: {m}" for m in re.findall(r"\[[Cc]hapter \d+\w*\]\([^)]*\)", text)]
     assert not numbered, numbered
 

@@ -91,9 +91,9 @@ def glued_text(data: dict, spec: str) -> str:
     """What ``{glue:text}`spec``` shows for the glued output ``data`` (myst-nb's)."""
     from myst_nb.core.variables import format_plain_text
 
-    key, _, fmt = spec.rpartition(":") if ":" in spec else (spec, "", "s")
+    fmt = spec.rpartition(":")[2] if ":" in spec else "s"
     if "text/plain" not in data:
-        raise PortableError(f"the value glued as {key!r} has no text/plain")
+        raise PortableError(f"the value glued as {spec_key(spec)!r} has no text/plain")
     return format_plain_text(data["text/plain"], fmt)
 
 
@@ -104,6 +104,12 @@ def spec_key(spec: str) -> str:
 
 # ------------------------------------------------------------------------------------
 # Markdown: portable form <-> MyST
+
+
+def _span(title: str, shown: str, measured: bool) -> str:
+    """The span quoting ``shown``; ``title`` is the glue spec, HTML-escaped."""
+    cls = "glue measured" if measured else "glue"
+    return f'<span class="{cls}" title="{title}">{encode_literal(shown)}</span>'
 
 
 def _outside_code(text: str, replace: Callable[[str], str]) -> str:
@@ -167,9 +173,7 @@ def to_portable(
                 raise PortableError(
                     f"{{glue:text}}`{spec}` pastes from another notebook: not supported"
                 )
-            cls = "glue measured" if measured(spec_key(spec)) else "glue"
-            shown = encode_literal(literal(spec))
-            return f'<span class="{cls}" title="{html.escape(spec)}">{shown}</span>'
+            return _span(html.escape(spec), literal(spec), measured(spec_key(spec)))
 
         return ROLE.sub(span, text)
 
@@ -184,9 +188,7 @@ def refresh(
 
     def span(m):
         spec = html.unescape(m[2])
-        cls = " measured" if m[1] or measured(spec_key(spec)) else ""
-        shown = encode_literal(literal(spec))
-        return f'<span class="glue{cls}" title="{m[2]}">{shown}</span>'
+        return _span(m[2], literal(spec), bool(m[1]) or measured(spec_key(spec)))
 
     return _outside_code(markdown, lambda text: SPAN.sub(span, text))
 
